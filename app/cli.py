@@ -1,0 +1,459 @@
+"""The ``tidings`` command line.
+
+The contract (other parts of Tidings and users' scripts rely on it):
+
+- ``--home DIR`` (or ``$TIDINGS_HOME``) picks the profile; ``--debug`` shows
+  tracebacks. Exit codes: 0 success, 2 usage error, 1 failure with one line on stderr.
+- ``--json`` output is one JSON object per line, keys as documented per command.
+
+Only ``argparse`` is imported at start-up; each command imports what it needs, so
+``tidings --help`` answers in a few tens of milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from app.errors import SecretError, TidingsError, UsageError
+from storage.errors import StorageError
+
+if TYPE_CHECKING:
+    from app.services import Services
+    from storage.dto import FolderInfo, MessageDetail, MessageSummary
+
+PROG = "tidings"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: usage error: {message}\n(see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog=PROG, description="Tidings: local-first mail from the command line.")
+    p.add_argument("--home", metavar="DIR", help="profile folder (default: $TIDINGS_HOME)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    a = sub.add_parser("account", help="add, list or remove accounts")
+    asub = a.add_subparsers(dest="account_command", metavar="ACTION", parser_class=_Parser)
+    asub.required = True
+    add = asub.add_parser("add", help="add an account")
+    add.add_argument("name")
+    add.add_argument("--email", required=True, metavar="ADDR")
+    add.add_argument("--display-name", default="", metavar="NAME")
+    add.add_argument("--imap-host", metavar="H")
+    add.add_argument("--imap-port", type=_port, metavar="P")
+    add.add_argument("--imap-security", choices=("ssl", "starttls", "none"))
+    add.add_argument("--username", metavar="U")
+    add.add_argument("--smtp-host", metavar="H")
+    add.add_argument("--smtp-port", type=_port, metavar="P")
+    add.add_argument("--smtp-security", choices=("ssl", "starttls", "none"))
+    add.add_argument("--ca-file", metavar="PEM", help="trust this CA (private servers)")
+    add.add_argument(
+        "--server-files-sent",
+        action="store_true",
+        help="the server files sent mail itself (do not append to Sent)",
+    )
+    secret = add.add_mutually_exclusive_group()
+    secret.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
+    secret.add_argument("--password-cmd", metavar="CMD", help="run CMD to get the password")
+    al = asub.add_parser("list", help="list accounts")
+    al.add_argument("--json", action="store_true")
+    ar = asub.add_parser("remove", help="remove an account and its local mail")
+    ar.add_argument("name")
+
+    f = sub.add_parser("folders", help="list folders with counts")
+    f.add_argument("--account", metavar="NAME")
+    f.add_argument("--json", action="store_true")
+
+    ls = sub.add_parser("list", help="list messages, newest first")
+    ls.add_argument("--account", metavar="NAME")
+    ls.add_argument("--folder", metavar="NAME")
+    ls.add_argument("--limit", type=_positive, default=50, metavar="N")
+    ls.add_argument("--unread", action="store_true", help="only unread messages")
+    ls.add_argument("--json", action="store_true")
+
+    sh = sub.add_parser("show", help="show one message")
+    sh.add_argument("id", type=_positive, metavar="ID")
+    how = sh.add_mutually_exclusive_group()
+    how.add_argument("--json", action="store_true")
+    how.add_argument("--raw", action="store_true", help="the exact stored bytes")
+    how.add_argument("--text", action="store_true", help="the text body only")
+
+    im = sub.add_parser("import", help="import an mbox file, a Maildir or .eml files")
+    im.add_argument("path", metavar="PATH")
+    im.add_argument("--account", metavar="NAME")
+    im.add_argument("--folder", metavar="NAME")
+
+    sub.add_parser("demo", help="create (or refresh) the demo profile")
+    return p
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more: {value}")
+    return n
+
+
+def _port(value: str) -> int:
+    n = _positive(value)
+    if n > 65535:
+        raise argparse.ArgumentTypeError(f"not a port: {value}")
+    return n
+
+
+# -- output -------------------------------------------------------------------------------
+
+
+def _out(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+
+
+def _json_line(obj: dict[str, Any]) -> None:
+    _out(json.dumps(obj, ensure_ascii=False))
+
+
+def summary_json(m: MessageSummary) -> dict[str, Any]:
+    return {
+        "id": m.id,
+        "account": m.account,
+        "date": m.date.isoformat() if m.date else None,
+        "from": m.sender.display(),
+        "from_email": m.sender.email,
+        "to": [a.display() for a in m.to],
+        "subject": m.subject,
+        "folders": list(m.folders),
+        "flags": list(m.flags),
+        "has_attachments": m.has_attachments,
+        "snippet": m.snippet,
+        "thread_id": m.thread_id,
+        "size": m.size,
+        "malformed": m.malformed,
+    }
+
+
+def _folder_json(f: FolderInfo) -> dict[str, Any]:
+    return {
+        "id": f.id,
+        "account": f.account,
+        "name": f.name,
+        "role": f.role,
+        "total": f.total,
+        "unread": f.unread,
+        "sync_state": f.sync_state,
+        "last_error": f.last_error,
+        "next_retry": f.next_retry.isoformat() if f.next_retry else None,
+    }
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _local_date(m: MessageSummary) -> str:
+    return m.date.astimezone().strftime("%Y-%m-%d %H:%M") if m.date else "(no date)".ljust(16)
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def cmd_account(args: argparse.Namespace, svc: Services) -> int:
+    from app import secrets
+    from storage.accounts import NewAccount
+
+    if args.account_command == "list":
+        for a in svc.accounts():
+            if args.json:
+                _json_line(
+                    {
+                        "name": a.name,
+                        "email": a.email,
+                        "display_name": a.display_name,
+                        "kind": a.kind,
+                        "imap": f"{a.imap_host}:{a.imap_port}" if a.imap_host else None,
+                        "imap_security": a.imap_security,
+                        "smtp": f"{a.smtp_host}:{a.smtp_port}" if a.smtp_host else None,
+                        "smtp_security": a.smtp_security,
+                        "username": a.username,
+                        "secret": a.secret_source,
+                    }
+                )
+            else:
+                where = f"  imap {a.imap_host}:{a.imap_port}" if a.imap_host else "  (local)"
+                _out(f"{a.name}  <{a.email}>{where}")
+        return 0
+    if args.account_command == "remove":
+        info = svc.remove_account(args.name)
+        secrets.forget(info)
+        _out(f"removed account {info.name}")
+        return 0
+
+    if "@" not in args.email or args.email.startswith("@") or args.email.endswith("@"):
+        raise UsageError(f"not an email address: {args.email!r}")
+    imap_security = args.imap_security or ("ssl" if args.imap_host else None)
+    imap_port = args.imap_port or (
+        {"ssl": 993, "starttls": 143, "none": 143}.get(imap_security or "")
+    )
+    smtp_security = args.smtp_security or ("ssl" if args.smtp_host else None)
+    smtp_port = args.smtp_port or (
+        {"ssl": 465, "starttls": 587, "none": 25}.get(smtp_security or "")
+    )
+    server = bool(args.imap_host or args.smtp_host)
+    source: str = "none"
+    ref: str | None = None
+    typed: str | None = None
+    if args.password_env:
+        source, ref = "env", args.password_env
+    elif args.password_cmd:
+        source, ref = "command", args.password_cmd
+    elif server:
+        if not secrets.keyring_usable():
+            raise SecretError(
+                "no system keyring is available to store the password; "
+                "use --password-cmd 'pass show ...' or --password-env VAR instead"
+            )
+        if not sys.stdin.isatty():
+            raise UsageError(
+                "no terminal to ask for the password: use --password-env or --password-cmd"
+            )
+        import getpass
+
+        typed = getpass.getpass(f"Password for {args.username or args.email}: ")
+        source, ref = "keyring", f"{args.name}:{args.username or args.email}"
+    new = NewAccount(
+        name=args.name,
+        email=args.email,
+        display_name=args.display_name,
+        imap_host=args.imap_host,
+        imap_port=imap_port if args.imap_host else None,
+        imap_security=imap_security,
+        smtp_host=args.smtp_host,
+        smtp_port=smtp_port if args.smtp_host else None,
+        smtp_security=smtp_security,
+        username=args.username or (args.email if server else None),
+        secret_source=source,
+        secret_ref=ref,
+        ca_file=args.ca_file,
+        server_files_sent=args.server_files_sent,
+    )
+    # Check the name before the keyring is written, so a failure leaves nothing behind.
+    if any(a.name == args.name for a in svc.accounts()):
+        from storage.accounts import AccountExists
+
+        raise AccountExists(f"an account named {args.name!r} exists already")
+    if typed is not None and ref is not None:
+        secrets.store_in_keyring(ref, typed)
+    info = svc.add_account(new)
+    _out(f"added account {info.name} <{info.email}>")
+    return 0
+
+
+def cmd_folders(args: argparse.Namespace, svc: Services) -> int:
+    for f in svc.folders(args.account):
+        if args.json:
+            _json_line(_folder_json(f))
+        else:
+            role = f" [{f.role}]" if f.role else ""
+            state = f"  ({f.sync_state}: {f.last_error})" if f.last_error else ""
+            _out(f"{f.account}  {f.name}{role}  {f.unread} unread / {f.total}{state}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, svc: Services) -> int:
+    rows = svc.list_messages(
+        account=args.account, folder=args.folder, limit=args.limit, unread_only=args.unread
+    )
+    for m in rows:
+        if args.json:
+            _json_line(summary_json(m))
+        else:
+            mark = ("*" if "flagged" in m.flags else " ") + (" " if "seen" in m.flags else "N")
+            att = "@" if m.has_attachments else " "
+            sender = _clip(m.sender.name or m.sender.email or "(unknown)", 24).ljust(24)
+            _out(f"{m.id:>7} {mark}{att} {_local_date(m)}  {sender}  {_clip(m.subject, 60)}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, svc: Services) -> int:
+    if args.raw:
+        data = svc.raw(args.id)
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return 0
+    if args.text:
+        svc.message(args.id)  # a clear error for an unknown id
+        _out(svc.text(args.id))
+        return 0
+    d = svc.message(args.id)
+    text = svc.text(args.id)
+    if args.json:
+        obj = summary_json(d.summary)
+        obj.update(_detail_json(d))
+        obj["text"] = text
+        _json_line(obj)
+        return 0
+    m = d.summary
+    _out(f"From:    {m.sender.display()}")
+    _out(f"To:      {', '.join(a.display() for a in m.to)}")
+    if d.cc:
+        _out(f"Cc:      {', '.join(a.display() for a in d.cc)}")
+    _out(f"Date:    {_local_date(m)}")
+    _out(f"Subject: {m.subject}")
+    _out(f"Folders: {', '.join(m.folders)}    Flags: {' '.join(m.flags) or '-'}")
+    for att in d.attachments:
+        if att.filename:
+            _out(f"Attach:  {att.filename} ({att.content_type}, {_size(att.size)})")
+    if d.defects:
+        _out(f"Note:    malformed message ({'; '.join(d.defects)})")
+    _out()
+    _out(text)
+    return 0
+
+
+def _detail_json(d: MessageDetail) -> dict[str, Any]:
+    return {
+        "cc": [a.display() for a in d.cc],
+        "reply_to": [a.display() for a in d.reply_to],
+        "message_id": d.message_id,
+        "in_reply_to": list(d.in_reply_to),
+        "references": list(d.references),
+        "list_id": d.list_id,
+        "list_unsubscribe": d.list_unsubscribe,
+        "content_type": d.content_type,
+        "attachments": [
+            {
+                "part": a.part_id,
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "inline": a.inline,
+            }
+            for a in d.attachments
+        ],
+        "defects": list(d.defects),
+    }
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024 or unit == "MB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.0f} {unit}"
+        n //= 1024
+    return f"{n} GB"
+
+
+def _progress_bar() -> Callable[[str, int, int | None], None]:
+    """A tqdm bar per stage on a terminal; nothing when stderr is not one."""
+    if not sys.stderr.isatty():
+        return lambda stage, done, total: None
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+    labels = {"import": ("reading", "B"), "content": ("parsing", " msg")}
+
+    def update(stage: str, done: int, total: int | None) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            desc, unit = labels.get(stage, (stage, ""))
+            for other in bars.values():
+                other.close()
+            bar = bars[stage] = tqdm(
+                total=total,
+                desc=desc,
+                unit=unit.strip() or "it",
+                unit_scale=unit == "B",
+                leave=False,
+                file=sys.stderr,
+            )
+        bar.update(done - bar.n)
+
+    return update
+
+
+def cmd_import(args: argparse.Namespace, svc: Services) -> int:
+    from pathlib import Path
+
+    from app.importer import import_path
+
+    s = import_path(
+        svc, Path(args.path), account=args.account, folder=args.folder, progress=_progress_bar()
+    )
+    _out(
+        f"imported {s.imported}, skipped {s.skipped} (already there), "
+        f"flagged as malformed {s.malformed} — into {s.account}: {', '.join(s.folders) or '-'}"
+    )
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, svc: Services) -> int:
+    from app.demo import build_demo
+
+    s = build_demo(svc, _progress_bar())
+    _out(f"demo profile ready at {svc.profile.home}: {s.messages} messages in {s.folders} folders")
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Services], int]] = {
+    "account": cmd_account,
+    "folders": cmd_folders,
+    "list": cmd_list,
+    "show": cmd_show,
+    "import": cmd_import,
+    "demo": cmd_demo,
+}
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = bool(args.debug)
+    try:
+        from app.profile import Profile, demo_home
+        from app.services import Services
+
+        home = args.home
+        if args.command == "demo" and home is None:
+            import os
+
+            home = os.environ.get("TIDINGS_HOME") or demo_home()
+        svc = Services(Profile.open(home))
+        try:
+            return COMMANDS[args.command](args, svc)
+        finally:
+            svc.close()
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except (TidingsError, StorageError) as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"{PROG}: error: {exc}\n")
+        return getattr(exc, "exit_code", 1)
+    except Exception as exc:
+        if debug:
+            raise
+        sys.stderr.write(
+            f"{PROG}: internal error: {type(exc).__name__}: {exc} (run with --debug for details)\n"
+        )
+        return 1
+
+
+def main() -> NoReturn:
+    code = run()
+    with contextlib.suppress(BrokenPipeError):
+        sys.stdout.flush()
+    sys.exit(code)

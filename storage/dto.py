@@ -1,0 +1,99 @@
+"""Plain frozen records that leave ``storage`` — never live ORM objects.
+
+The UI and the CLI hold these; a Qt model can keep thousands of them without a
+session, lazy loads or surprises in ``data()``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    id: int
+    name: str
+    email: str
+    display_name: str
+    kind: str  # 'imap' or 'local'
+    imap_host: str | None
+    imap_port: int | None
+    imap_security: str | None
+    smtp_host: str | None
+    smtp_port: int | None
+    smtp_security: str | None
+    username: str | None
+    auth: str
+    secret_source: str
+    secret_ref: str | None
+    ca_file: str | None
+    server_files_sent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    id: int
+    account_id: int
+    account: str
+    name: str
+    role: str | None
+    total: int
+    unread: int
+    sync_state: str
+    last_error: str | None
+    next_retry: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AddressInfo:
+    name: str
+    email: str
+
+    def display(self) -> str:
+        if self.name and self.email:
+            return f"{self.name} <{self.email}>"
+        return self.name or self.email
+
+
+@dataclass(frozen=True, slots=True)
+class MessageSummary:
+    id: int
+    account: str
+    date: datetime | None
+    sender: AddressInfo
+    to: tuple[AddressInfo, ...]
+    subject: str
+    folders: tuple[str, ...]
+    flags: tuple[str, ...]  # seen, flagged, answered, draft, deleted, then keywords
+    has_attachments: bool
+    snippet: str
+    thread_id: int | None
+    size: int
+    malformed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    part_id: str
+    filename: str
+    content_type: str
+    size: int
+    content_id: str | None
+    inline: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDetail:
+    summary: MessageSummary
+    cc: tuple[AddressInfo, ...]
+    reply_to: tuple[AddressInfo, ...]
+    message_id: str | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    list_id: str | None
+    list_unsubscribe: str | None
+    list_unsubscribe_post: str | None
+    content_type: str
+    attachments: tuple[AttachmentInfo, ...]
+    defects: tuple[str, ...]

@@ -1,0 +1,29 @@
+"""The exceptions ``storage`` raises, in one tree.
+
+Every error here is a *known* error: it carries a message fit to show a user as one
+line. Message content never raises (ingest degrades to a stored, flagged message);
+these are for the profile, the database and the files a user hands us.
+
+    StorageError
+    ├── DatabaseUnavailable   the database can't be opened, is not one, or is locked
+    ├── NotFound              an id or name that does not exist
+    └── MailboxFormatError    a file to import is not an mbox, Maildir or .eml folder
+"""
+
+from __future__ import annotations
+
+
+class StorageError(Exception):
+    """Base of storage's known errors; ``str(exc)`` is a one-line user message."""
+
+
+class DatabaseUnavailable(StorageError):
+    pass
+
+
+class NotFound(StorageError, LookupError):
+    pass
+
+
+class MailboxFormatError(StorageError, ValueError):
+    pass
