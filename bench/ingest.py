@@ -46,7 +46,7 @@ def write_mbox(path: Path, count: int, seed: int) -> int:
     with path.open("wb") as f:
         for raw in synthetic_messages(count, seed):
             f.write(b"From bench@example.com Mon Nov  2 10:00:00 2026\n")
-            f.write(raw)
+            f.write(raw.replace(b"\nFrom ", b"\n>From "))  # mboxo quoting, as MTAs write
             f.write(b"\n")
             total += len(raw)
     return total

@@ -13,7 +13,7 @@ import threading
 import zstandard
 
 MIN_COMPRESS = 256
-LEVEL = 3
+LEVEL = 1
 
 _local = threading.local()
 

@@ -21,6 +21,7 @@ from storage.dto import AddressInfo, AttachmentInfo, FolderInfo, MessageDetail, 
 from storage.errors import NotFound
 from storage.models import Account, Attachment, Folder, Message, MessageBody, MessageUid
 
+HIDDEN_ROLES = ("junk", "trash")
 _ROLE_ORDER = {"inbox": 0, "drafts": 1, "sent": 2, "archive": 3, "all": 4, "flagged": 5}
 _ROLE_LAST = {"junk": 8, "trash": 9}
 
@@ -83,7 +84,10 @@ def folder_infos(session: Session, account_id: int | None = None) -> list[Folder
 
 
 def list_messages(session: Session, q: ListQuery) -> list[MessageSummary]:
-    """Newest first; by location when folders are given, by message otherwise."""
+    """Newest first; by location when folders are given, by message otherwise.
+
+    Without folders, messages that live only in Junk or Trash are left out.
+    """
     m = Message
     if q.folder_ids is not None:
         mu = MessageUid
@@ -99,7 +103,16 @@ def list_messages(session: Session, q: ListQuery) -> list[MessageSummary]:
             d, k = q.before
             query = query.where(or_(mu.date < d, and_(mu.date == d, mu.id < k)))
     else:
-        query = select(m.id, m.date, m.id.label("key")).order_by(m.date.desc(), m.id.desc())
+        # All mail, as Gmail means it: not what lives only in Junk or Trash.
+        kept = (
+            exists()
+            .where(MessageUid.message_id == m.id)
+            .where(MessageUid.folder_id == Folder.id)
+            .where(or_(Folder.role.is_(None), Folder.role.not_in(HIDDEN_ROLES)))
+        )
+        query = (
+            select(m.id, m.date, m.id.label("key")).where(kept).order_by(m.date.desc(), m.id.desc())
+        )
         if q.unread_only:
             query = query.where(
                 ~exists().where(MessageUid.message_id == m.id, MessageUid.seen.is_(True))

@@ -69,33 +69,60 @@ def assign_threads(conn: Connection, account_id: int, msgs: Sequence[ThreadInput
     forward: dict[int, int] = {}  # merged-away thread -> the thread that took it
     result: list[int] = []
     stats: dict[int, tuple[int, datetime]] = {}
+    # Threads born in this batch get negative placeholder ids and are inserted in one
+    # statement at the end; a real (positive) thread always wins a merge.
+    born: dict[int, str] = {}
+    by_subject: dict[str, tuple[int, datetime]] = {}
     for m in msgs:
         ids = ((m.msgid,) if m.msgid else ()) + m.refs
-        tids = {known[i] for i in ids if i in known}
+        tids = {_follow(known[i], forward) for i in ids if i in known}
         if not tids and not m.refs and m.is_reply and m.subject:
-            found = _thread_by_subject(conn, account_id, m.subject, m.date)
+            found = _subject_match(conn, account_id, m, by_subject, forward)
             if found is not None:
                 tids = {found}
         if not tids:
-            tid = _new_thread(conn, account_id, m.subject)
+            tid = -(len(born) + 1)
+            born[tid] = m.subject
         elif len(tids) == 1:
             tid = next(iter(tids))
         else:
-            tid = min(tids)
+            real = [t for t in tids if t > 0]
+            tid = min(real) if real else max(tids)
             losers = tids - {tid}
-            _merge(conn, tid, losers, stats)
+            stored = {t for t in losers if t > 0}
+            if stored:
+                _merge(conn, tid, stored)
+            _move_stats(stats, tid, losers)
             forward.update(dict.fromkeys(losers, tid))
-            for key, value in known.items():
-                if value in losers:
-                    known[key] = tid
-                    changed[key] = tid
+            for loser in losers:
+                born.pop(loser, None)
         for i in ids:
             if known.get(i) != tid:
                 known[i] = tid
                 changed[i] = tid
         count, last = stats.get(tid, (0, m.date))
         stats[tid] = (count + 1, max(last, m.date))
+        if m.subject and (m.subject not in by_subject or by_subject[m.subject][1] <= m.date):
+            by_subject[m.subject] = (tid, m.date)
         result.append(tid)
+
+    if born:
+        placeholders = sorted(born, reverse=True)
+        created = conn.execute(
+            insert(_threads).returning(_threads.c.id, sort_by_parameter_order=True),
+            [
+                {"account_id": account_id, "subject": born[p], "message_count": 0}
+                for p in placeholders
+            ],
+        ).scalars()
+        forward.update(zip(placeholders, (int(t) for t in created), strict=True))
+        changed = {k: _follow(v, forward) for k, v in changed.items()}
+        merged: dict[int, tuple[int, datetime]] = {}
+        for tid, (n, last) in stats.items():
+            real_tid = _follow(tid, forward)
+            if real_tid > 0:
+                merged[real_tid] = (n, last)
+        stats = merged
 
     if changed:
         stmt = sqlite_insert(_refs)
@@ -128,35 +155,43 @@ def _follow(tid: int, forward: dict[int, int]) -> int:
     return tid
 
 
-def _new_thread(conn: Connection, account_id: int, subject: str) -> int:
-    res = conn.execute(
-        insert(_threads)
-        .values(account_id=account_id, subject=subject, message_count=0)
-        .returning(_threads.c.id)
-    )
-    return int(res.scalar_one())
-
-
-def _thread_by_subject(
-    conn: Connection, account_id: int, subject: str, date: datetime
+def _subject_match(
+    conn: Connection,
+    account_id: int,
+    m: ThreadInput,
+    by_subject: dict[str, tuple[int, datetime]],
+    forward: dict[int, int],
 ) -> int | None:
+    """The newest thread with the same normalised subject, active near ``m.date``."""
+    if m.subject in by_subject:
+        tid, last = by_subject[m.subject]
+        if abs(last - m.date) <= SUBJECT_WINDOW:
+            return _follow(tid, forward)
     row = conn.execute(
         select(_threads.c.id, _threads.c.last_date)
-        .where(_threads.c.account_id == account_id, _threads.c.subject == subject)
+        .where(_threads.c.account_id == account_id, _threads.c.subject == m.subject)
         .order_by(_threads.c.last_date.desc())
         .limit(1)
     ).first()
     if row is None:
         return None
-    last: datetime | None = row.last_date
-    if last is not None and abs(last - date) > SUBJECT_WINDOW:
+    stored_last: datetime | None = row.last_date
+    if stored_last is not None and abs(stored_last - m.date) > SUBJECT_WINDOW:
         return None
-    return int(row.id)
+    return _follow(int(row.id), forward)
 
 
-def _merge(
-    conn: Connection, winner: int, losers: set[int], stats: dict[int, tuple[int, datetime]]
-) -> None:
+def _move_stats(stats: dict[int, tuple[int, datetime]], winner: int, losers: set[int]) -> None:
+    """Batch-local counts of merged-away threads move to the winner."""
+    for loser in losers:
+        if loser in stats:
+            n, loser_last = stats.pop(loser)
+            wn, wlast = stats.get(winner, (0, loser_last))
+            stats[winner] = (wn + n, max(wlast, loser_last))
+
+
+def _merge(conn: Connection, winner: int, losers: set[int]) -> None:
+    """Fold stored threads ``losers`` into ``winner``."""
     ids = sorted(losers)
     conn.execute(update(_messages).where(_messages.c.thread_id.in_(ids)).values(thread_id=winner))
     conn.execute(update(_refs).where(_refs.c.thread_id.in_(ids)).values(thread_id=winner))
@@ -171,9 +206,3 @@ def _merge(
         values["last_date"] = func.max(func.coalesce(_threads.c.last_date, 0), moved_last)
     conn.execute(update(_threads).where(_threads.c.id == winner).values(**values))
     conn.execute(delete(_threads).where(_threads.c.id.in_(ids)))
-    # Batch-local counts of the losers move to the winner.
-    for loser in ids:
-        if loser in stats:
-            n, loser_last = stats.pop(loser)
-            wn, wlast = stats.get(winner, (0, loser_last))
-            stats[winner] = (wn + n, max(wlast, loser_last))

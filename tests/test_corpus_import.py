@@ -43,7 +43,8 @@ def test_whole_corpus_imports_and_round_trips(services: Services) -> None:
             select(func.count()).select_from(Message).where(Message.content_state == 0)
         )
         assert pending == 0  # content extraction ran for every message
-        by_hash = dict(s.execute(select(Message.content_hash, Message.id)))
+        rows = s.execute(select(Message.content_hash, Message.id)).all()
+        by_hash = {row[0]: row[1] for row in rows}
         for f in files:
             data = f.read_bytes()
             mid = by_hash[content_hash(data)]

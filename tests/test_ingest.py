@@ -245,3 +245,39 @@ def test_list_by_folder_newest_first_with_keyset_paging(
         session, queries.ListQuery(folder_ids=[folder_id], limit=4, before=(last.date, loc_id))
     )
     assert [m.subject for m in page2] == ["n4", "n3", "n2", "n1"]
+
+
+def test_subject_fallback_and_merges_inside_one_batch(
+    session: Session, account_id: int, folder_id: int
+) -> None:
+    msgs = [
+        mail("x1@x", "Offsite", date="Mon, 02 Nov 2026 10:00:00 +0000"),
+        mail("x2@x", "AW: Offsite", date="Tue, 03 Nov 2026 10:00:00 +0000"),
+        mail("y1@x", "Other", refs="<ghost@x>"),  # references a message never seen
+        mail("y2@x", "Re: Other", refs="<ghost@x>"),
+    ]
+    res = ingest_batch(session, account_id, folder_id, [Incoming(m) for m in msgs])
+    t = [s.thread_id for s in queries.summaries(session, [r.message_id for r in res])]
+    assert t[0] == t[1]
+    assert t[2] == t[3]
+    assert t[0] != t[2]
+    assert _count(session, Thread) == 2
+    assert sorted(session.scalars(select(Thread.message_count))) == [2, 2]
+
+
+def test_all_mail_leaves_out_junk_and_trash_only_messages(
+    session: Session, account_id: int, folder_id: int
+) -> None:
+    junk = acc.ensure_folder(session, account_id, "Junk")
+    trash = acc.ensure_folder(session, account_id, "Trash")
+    [keep] = ingest_batch(session, account_id, folder_id, [Incoming(mail("k@x", "keep"))])
+    [spam] = ingest_batch(session, account_id, junk, [Incoming(mail("s@x", "spam"))])
+    both = mail("b@x", "both")
+    [b1] = ingest_batch(session, account_id, folder_id, [Incoming(both)])
+    ingest_batch(session, account_id, trash, [Incoming(both)])
+    ingest_batch(session, account_id, trash, [Incoming(mail("t@x", "gone"))])
+    listed = {m.subject for m in queries.list_messages(session, queries.ListQuery())}
+    assert listed == {"keep", "both"}
+    in_junk = queries.list_messages(session, queries.ListQuery(folder_ids=[junk]))
+    assert [m.id for m in in_junk] == [spam.message_id]
+    assert keep.message_id != b1.message_id
