@@ -30,7 +30,10 @@ def build_demo(services: Services, progress: Progress | None = None) -> DemoSumm
         with contextlib.suppress(NotFound):
             acc.remove_account(s, samples.DEMO_ACCOUNT)
         info = acc.add_account(
-            s, acc.NewAccount(samples.DEMO_ACCOUNT, samples.DEMO_ADDRESS, display_name="You")
+            s,
+            acc.NewAccount(
+                samples.DEMO_ACCOUNT, samples.DEMO_ADDRESS, display_name=samples.DEMO_NAME
+            ),
         )
         by_folder: dict[str, list[Incoming]] = {}
         for m in samples.demo_messages():

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
@@ -91,7 +91,36 @@ class Extracted:
 
 
 def content_hash(raw: bytes) -> bytes:
-    return hashlib.blake2b(raw, digest_size=16).digest()
+    # SHA-256 runs on the CPU's SHA extensions: faster here than BLAKE2 or MD5.
+    return hashlib.sha256(raw).digest()[:16]
+
+
+def _insert_many(
+    conn: Connection, table: Table, cols: Sequence[str], rows: list[tuple[object, ...]]
+) -> None:
+    """A multi-row INSERT straight to the driver.
+
+    The hot path of ingest: SQLAlchemy's per-row parameter processing costs more than
+    SQLite's insert itself, so rows arrive as tuples of stored values (epoch seconds
+    for datetimes, 0/1 for booleans), exactly what the column types would store.
+    """
+    if not rows:
+        return
+    names = ", ".join(f'"{c}"' for c in cols)
+    sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({", ".join("?" * len(cols))})'
+    conn.exec_driver_sql(sql, rows)
+
+
+_MESSAGE_COLS = (
+    "account_id", "content_hash", "message_id", "date", "received_at", "size", "subject",
+    "from_name", "from_email", "to_addrs", "cc_addrs", "reply_to", "in_reply_to",
+    "references", "list_id", "list_unsubscribe", "list_unsubscribe_post", "content_type",
+    "thread_id", "has_attachments", "malformed", "defects",
+)  # fmt: skip
+_UID_COLS = (
+    "folder_id", "message_id", "uid", "modseq", "date", "seen", "flagged", "answered",
+    "draft", "deleted", "keywords", "source_key",
+)  # fmt: skip
 
 
 def safe_envelope(raw: bytes) -> mime.Envelope:
@@ -277,47 +306,59 @@ def _insert_messages(conn: Connection, account_id: int, new: list[_Pending], now
             if (e := p.env) is not None
         ],
     )
-    rows = []
+    rows: list[tuple[object, ...]] = []
+    received = int(now.timestamp())
     for p, tid in zip(new, threads, strict=True):
         e = p.env
         assert e is not None
         sender = e.from_[0] if e.from_ else mime.Address("", "")
         rows.append(
-            {
-                "account_id": account_id,
-                "content_hash": p.digest,
-                "message_id": e.message_id,
-                "date": p.date,
-                "received_at": now,
-                "size": len(p.item.raw),
-                "subject": e.subject,
-                "from_name": sender.name,
-                "from_email": sender.email,
-                "to_addrs": _addrs_json(e.to),
-                "cc_addrs": _addrs_json(e.cc),
-                "reply_to": _addrs_json(e.reply_to),
-                "in_reply_to": " ".join(e.in_reply_to) or None,
-                "references": " ".join(e.references) or None,
-                "list_id": e.list_id,
-                "list_unsubscribe": e.list_unsubscribe,
-                "list_unsubscribe_post": e.list_unsubscribe_post,
-                "content_type": e.content_type[:255],
-                "thread_id": tid,
-                "has_attachments": e.content_type == "multipart/mixed",
-                "malformed": bool(e.defects),
-                "defects": "; ".join(e.defects) or None,
-            }
+            (
+                account_id,
+                p.digest,
+                e.message_id,
+                int(p.date.timestamp()),
+                received,
+                len(p.item.raw),
+                e.subject,
+                sender.name,
+                sender.email,
+                _addrs_json(e.to),
+                _addrs_json(e.cc),
+                _addrs_json(e.reply_to),
+                " ".join(e.in_reply_to) or None,
+                " ".join(e.references) or None,
+                e.list_id,
+                e.list_unsubscribe,
+                e.list_unsubscribe_post,
+                e.content_type[:255],
+                tid,
+                int(e.content_type == "multipart/mixed"),
+                int(bool(e.defects)),
+                "; ".join(e.defects) or None,
+            )
         )
-    ids = conn.execute(
-        insert(_messages).returning(_messages.c.id, sort_by_parameter_order=True), rows
-    ).scalars()
-    for p, pk in zip(new, ids, strict=True):
-        p.message_pk = int(pk)
-    bodies = []
+    # Plain executemany, then the ids back by the unique (account, hash) key: SQLite
+    # cannot return ids of a multi-row insert in order, and SQLAlchemy would fall
+    # back to one statement per row.
+    _insert_many(conn, _messages, _MESSAGE_COLS, rows)
+    ids: dict[bytes, int] = {}
+    digests = [p.digest for p in new]
+    for i in range(0, len(digests), 500):
+        found = conn.execute(
+            select(_messages.c.content_hash, _messages.c.id).where(
+                _messages.c.account_id == account_id,
+                _messages.c.content_hash.in_(digests[i : i + 500]),
+            )
+        )
+        ids.update({r.content_hash: r.id for r in found})
+    for p in new:
+        p.message_pk = ids[p.digest]
+    bodies: list[tuple[object, ...]] = []
     for p in new:
         compression, data = pack(p.item.raw)
-        bodies.append({"message_id": p.message_pk, "compression": compression, "raw": data})
-    conn.execute(insert(_bodies), bodies)
+        bodies.append((p.message_pk, compression, data))
+    _insert_many(conn, _bodies, ("message_id", "compression", "raw"), bodies)
     _count_contacts(conn, account_id, new)
 
 
@@ -334,26 +375,26 @@ def _insert_locations(conn: Connection, folder_id: int, pending: list[_Pending])
         conn.execute(
             update(_folders).where(_folders.c.id == folder_id).values(uidnext=uidnext + len(local))
         )
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for p in pending:
         flags = p.item.flags
         rows.append(
-            {
-                "folder_id": folder_id,
-                "message_id": p.message_pk,
-                "uid": p.item.uid if p.item.uid is not None else p.uid,
-                "modseq": p.item.modseq,
-                "date": p.date,
-                "seen": "seen" in flags,
-                "flagged": "flagged" in flags,
-                "answered": "answered" in flags,
-                "draft": "draft" in flags,
-                "deleted": "deleted" in flags,
-                "keywords": " ".join(p.item.keywords),
-                "source_key": p.item.source_key,
-            }
+            (
+                folder_id,
+                p.message_pk,
+                p.item.uid if p.item.uid is not None else p.uid,
+                p.item.modseq,
+                int(p.date.timestamp()),
+                int("seen" in flags),
+                int("flagged" in flags),
+                int("answered" in flags),
+                int("draft" in flags),
+                int("deleted" in flags),
+                " ".join(p.item.keywords),
+                p.item.source_key,
+            )
         )
-    conn.execute(insert(_uids), rows)
+    _insert_many(conn, _uids, _UID_COLS, rows)
 
 
 def _refs(env: mime.Envelope) -> tuple[str, ...]:

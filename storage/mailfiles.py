@@ -23,7 +23,7 @@ from pathlib import Path
 from storage.errors import MailboxFormatError
 
 _ENVELOPE = re.compile(
-    rb"^From \S+ +(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? +)?"
+    rb"From \S+ +(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),? +)?"
     rb"(?:\w{3} +\d{1,2}|\d{1,2} +\w{3})"
 )
 _HEADER_LINE = re.compile(rb"^[\x21-\x39\x3b-\x7e]{1,100}:")
@@ -64,32 +64,68 @@ def detect(path: Path) -> str:
     raise MailboxFormatError(f"{path}: not an mbox file, Maildir or .eml message")
 
 
-def iter_mbox(path: Path) -> Iterator[bytes]:
-    """Messages of an mbox file, streaming."""
+def iter_mbox(path: Path, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    """Messages of an mbox file, streaming.
+
+    A line starting with ``From `` begins a new message when the line before it is
+    empty (or it is the first line), or when it looks like an envelope line
+    (``From addr Mon Nov  2 10:00:00 2026``), for mboxes written without the blank
+    separator. The file is scanned in large chunks with ``bytes.find``: reading it
+    line by line in Python costs more than parsing the messages.
+    """
     with path.open("rb") as f:
-        lines: list[bytes] = []
-        prev_blank = True
-        started = False
-        for line in f:
-            if line.startswith(b"From ") and (prev_blank or _ENVELOPE.match(line)):
-                if started:
-                    yield _finish(lines)
-                lines = []
-                started = True
-                prev_blank = False
-                continue
-            if started:
-                lines.append(line)
-            prev_blank = line in (b"\n", b"\r\n")
-        if started:
-            yield _finish(lines)
+        buf = bytearray(f.read(chunk_size))
+        start = 0
+        while True:
+            while start < len(buf) and buf[start] in b"\r\n":
+                start += 1
+            if len(buf) - start >= 5:
+                break
+            more = f.read(chunk_size)
+            if not more:
+                break
+            buf += more
+        if not buf.startswith(b"From ", start):
+            return
+        del buf[:start]
+        scan = 0
+        while True:
+            i = buf.find(b"\nFrom ", scan)
+            eol = -1 if i == -1 else buf.find(b"\n", i + 1)
+            if i == -1 or eol == -1:
+                more = f.read(chunk_size)
+                if more:
+                    if i == -1:
+                        scan = max(0, len(buf) - 6)
+                    buf += more
+                    continue
+                if i == -1:
+                    yield _finish(buf[_body_start(buf) :])
+                    return
+            prev_blank = i > 0 and (
+                buf[i - 1] == 0x0A or (buf[i - 1] == 0x0D and i > 1 and buf[i - 2] == 0x0A)
+            )
+            if prev_blank or _ENVELOPE.match(buf, i + 1):
+                yield _finish(buf[_body_start(buf) : i + 1])
+                del buf[: i + 1]
+                scan = 0
+            else:
+                scan = i + 1
 
 
-def _finish(lines: list[bytes]) -> bytes:
+def _body_start(buf: bytearray) -> int:
+    """Where the message begins: after the ``From `` envelope line at the start."""
+    eol = buf.find(b"\n")
+    return len(buf) if eol == -1 else eol + 1
+
+
+def _finish(msg: bytearray) -> bytes:
     # The line ending before the next "From " belongs to the mbox, not the message.
-    if lines and lines[-1] in (b"\n", b"\r\n"):
-        lines = lines[:-1]
-    return b"".join(lines)
+    if msg.endswith(b"\r\n") and (len(msg) == 2 or msg[-3] == 0x0A):
+        del msg[-2:]
+    elif msg.endswith(b"\n") and (len(msg) == 1 or msg[-2] == 0x0A):
+        del msg[-1:]
+    return bytes(msg)
 
 
 def iter_maildir(path: Path) -> Iterator[FileMessage]:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from storage.models import Message, Thread, ThreadRef, table_of
@@ -108,14 +108,14 @@ def assign_threads(conn: Connection, account_id: int, msgs: Sequence[ThreadInput
 
     if born:
         placeholders = sorted(born, reverse=True)
-        created = conn.execute(
-            insert(_threads).returning(_threads.c.id, sort_by_parameter_order=True),
-            [
-                {"account_id": account_id, "subject": born[p], "message_count": 0}
-                for p in placeholders
-            ],
-        ).scalars()
-        forward.update(zip(placeholders, (int(t) for t in created), strict=True))
+        # One raw INSERT per new thread (lastrowid): SQLite cannot hand back the ids
+        # of a multi-row insert in order, and a thread has no natural key to find it by.
+        sql = "INSERT INTO threads (account_id, subject, message_count) VALUES (?, ?, 0)"
+        for p in placeholders:
+            cursor = conn.exec_driver_sql(sql, (account_id, born[p]))
+            tid = cursor.lastrowid
+            assert tid is not None
+            forward[p] = int(tid)
         changed = {k: _follow(v, forward) for k, v in changed.items()}
         merged: dict[int, tuple[int, datetime]] = {}
         for tid, (n, last) in stats.items():

@@ -85,3 +85,24 @@ def test_missing_and_empty_folder(tmp_path: Path) -> None:
         detect(tmp_path / "nope")
     with pytest.raises(MailboxFormatError, match="not a Maildir"):
         detect(tmp_path)
+
+
+def test_mbox_chunk_boundaries_do_not_matter(tmp_path: Path) -> None:
+    box = tmp_path / "box.mbox"
+    parts = []
+    for i in range(12):
+        eol = b"\r\n" if i % 3 == 0 else b"\n"
+        body = eol.join([b"Subject: m%d" % i, b"", b"text " * (i + 1), b"From me, with love", b""])
+        parts.append(b"From x@y Mon Nov  2 10:00:%02d 2026" % i + eol + body + eol)
+    box.write_bytes(b"".join(parts))
+    expected = list(iter_mbox(box))
+    assert len(expected) == 12
+    assert expected[0] == b"Subject: m0\r\n\r\ntext \r\nFrom me, with love\r\n"
+    for size in (1, 5, 7, 64, 333):
+        assert list(iter_mbox(box, chunk_size=size)) == expected
+
+
+def test_mbox_without_final_newline_and_with_leading_blank_lines(tmp_path: Path) -> None:
+    box = tmp_path / "box"
+    box.write_bytes(b"\n\nFrom a@x Mon Nov  2 10:00:00 2026\nSubject: x\n\nno newline at end")
+    assert list(iter_mbox(box)) == [b"Subject: x\n\nno newline at end"]

@@ -56,3 +56,9 @@ def test_open_database_refuses_a_non_database(tmp_path: Path) -> None:
     bogus.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(DatabaseUnavailable, match="cannot open database"):
         open_database(bogus)
+
+
+def test_new_database_uses_big_pages(tmp_path: Path) -> None:
+    engine = open_database(tmp_path / "pages.db")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA page_size")).scalar() == 16384
