@@ -18,7 +18,7 @@ from storage import accounts as acc
 from storage import queries
 from storage.db import open_database, session_factory, session_scope
 from storage.dto import AccountInfo, FolderInfo, MessageDetail, MessageSummary
-from storage.ingest import safe_content
+from storage.mime import extract_content
 
 
 class Services:
@@ -104,4 +104,4 @@ class Services:
 
     def text(self, message_id: int) -> str:
         """The readable text of a message (the HTML part turned into text if need be)."""
-        return safe_content(self.raw(message_id)).text
+        return extract_content(self.raw(message_id)).text

@@ -9,6 +9,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+# An attachment as listed from the store has the same shape as one the parser found.
+from storage.mime import Attachment as AttachmentInfo
+
+__all__ = [
+    "AccountInfo",
+    "AddressInfo",
+    "AttachmentInfo",
+    "FolderInfo",
+    "MessageDetail",
+    "MessageSummary",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class AccountInfo:
@@ -71,16 +83,6 @@ class MessageSummary:
     thread_id: int | None
     size: int
     malformed: bool
-
-
-@dataclass(frozen=True, slots=True)
-class AttachmentInfo:
-    part_id: str
-    filename: str
-    content_type: str
-    size: int
-    content_id: str | None
-    inline: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ can fully parse it:
 
 Rules that hold for every input:
 
-- **Ingest never raises on message content.** A message the parser cannot make sense
-  of is stored raw, flagged ``malformed`` with its defects, and listed with whatever
-  headers could be read. (Errors of the database itself still raise.)
+- **Ingest never raises on message content** (``storage.mime`` never raises, and is
+  fuzzed to show it). A message the parser cannot make sense of is stored raw,
+  flagged ``malformed`` with its defects, and listed with whatever headers could be
+  read. (Errors of the database itself still raise.)
 - The same bytes in the same account are one message (``content_hash``); a copy in
   another folder, or a second occurrence in the same folder, is another location.
 - A location is identified by its UID (IMAP) or by a ``source_key`` (imports), so a
@@ -123,43 +124,6 @@ _UID_COLS = (
 )  # fmt: skip
 
 
-def safe_envelope(raw: bytes) -> mime.Envelope:
-    """parse_envelope, with a last line of defence: content never raises."""
-    try:
-        return mime.parse_envelope(raw)
-    except Exception as exc:  # the parser's own bug must not lose a message
-        return mime.Envelope(
-            message_id=None,
-            subject="",
-            from_=(),
-            to=(),
-            cc=(),
-            bcc=(),
-            reply_to=(),
-            date=None,
-            in_reply_to=(),
-            references=(),
-            list_id=None,
-            list_unsubscribe=None,
-            list_unsubscribe_post=None,
-            content_type="text/plain",
-            defects=(f"unparseable headers ({type(exc).__name__})",),
-        )
-
-
-def safe_content(raw: bytes) -> mime.Content:
-    try:
-        return mime.extract_content(raw)
-    except Exception as exc:
-        return mime.Content(
-            text="",
-            html=None,
-            snippet="",
-            attachments=(),
-            defects=(f"unparseable body ({type(exc).__name__})",),
-        )
-
-
 def _addrs_json(addrs: Sequence[mime.Address]) -> str:
     return json.dumps([[a.name, a.email] for a in addrs], ensure_ascii=False)
 
@@ -199,16 +163,7 @@ def ingest_batch(
     pending = _drop_known_locations(conn, folder_id, pending, results)
 
     # 2. Messages already stored in this account (another folder, or an earlier run).
-    by_hash: dict[bytes, int] = {}
-    hashes = sorted({p.digest for p in pending})
-    for i in range(0, len(hashes), 500):
-        rows = conn.execute(
-            select(_messages.c.content_hash, _messages.c.id).where(
-                _messages.c.account_id == account_id,
-                _messages.c.content_hash.in_(hashes[i : i + 500]),
-            )
-        )
-        by_hash.update({r.content_hash: r.id for r in rows})
+    by_hash = _ids_by_hash(conn, account_id, sorted({p.digest for p in pending}))
 
     new: list[_Pending] = []
     first_of: dict[bytes, _Pending] = {}
@@ -218,7 +173,7 @@ def ingest_batch(
         elif p.digest in first_of:
             continue  # same bytes twice in this batch: resolved after the insert
         else:
-            p.env = safe_envelope(p.item.raw)
+            p.env = mime.parse_envelope(p.item.raw)
             p.date = p.env.date or p.item.internal_date or now
             p.new_message = True
             first_of[p.digest] = p
@@ -251,6 +206,20 @@ def ingest_batch(
         malformed = bool(p.env.defects) if p.env is not None else False
         results[p.index] = Ingested(p.message_pk, p.new_message, True, malformed)
     return [r for r in results if r is not None]
+
+
+def _ids_by_hash(conn: Connection, account_id: int, digests: Sequence[bytes]) -> dict[bytes, int]:
+    """Stored message ids of the account by content hash (the unique key)."""
+    found: dict[bytes, int] = {}
+    for i in range(0, len(digests), 500):
+        rows = conn.execute(
+            select(_messages.c.content_hash, _messages.c.id).where(
+                _messages.c.account_id == account_id,
+                _messages.c.content_hash.in_(digests[i : i + 500]),
+            )
+        )
+        found.update({r.content_hash: r.id for r in rows})
+    return found
 
 
 def _drop_known_locations(
@@ -342,16 +311,7 @@ def _insert_messages(conn: Connection, account_id: int, new: list[_Pending], now
     # cannot return ids of a multi-row insert in order, and SQLAlchemy would fall
     # back to one statement per row.
     _insert_many(conn, _messages, _MESSAGE_COLS, rows)
-    ids: dict[bytes, int] = {}
-    digests = [p.digest for p in new]
-    for i in range(0, len(digests), 500):
-        found = conn.execute(
-            select(_messages.c.content_hash, _messages.c.id).where(
-                _messages.c.account_id == account_id,
-                _messages.c.content_hash.in_(digests[i : i + 500]),
-            )
-        )
-        ids.update({r.content_hash: r.id for r in found})
+    ids = _ids_by_hash(conn, account_id, [p.digest for p in new])
     for p in new:
         p.message_pk = ids[p.digest]
     bodies: list[tuple[object, ...]] = []
@@ -486,7 +446,7 @@ def extract_pending(
     updates = []
     atts: list[dict[str, object]] = []
     for row in conn.execute(query).all():
-        content = safe_content(unpack(row.compression, row.raw))
+        content = mime.extract_content(unpack(row.compression, row.raw))
         out.append(Extracted(row.id, content))
         real = [a for a in content.attachments if not a.inline or a.filename]
         updates.append(
