@@ -125,6 +125,8 @@ _UID_COLS = (
 
 
 def _addrs_json(addrs: Sequence[mime.Address]) -> str:
+    if not addrs:
+        return "[]"
     return json.dumps([[a.name, a.email] for a in addrs], ensure_ascii=False)
 
 
@@ -307,13 +309,22 @@ def _insert_messages(conn: Connection, account_id: int, new: list[_Pending], now
                 "; ".join(e.defects) or None,
             )
         )
-    # Plain executemany, then the ids back by the unique (account, hash) key: SQLite
-    # cannot return ids of a multi-row insert in order, and SQLAlchemy would fall
-    # back to one statement per row.
+    # Plain executemany: SQLite cannot RETURNING the ids of a multi-row insert in
+    # order, and SQLAlchemy would fall back to one statement per row.
     _insert_many(conn, _messages, _MESSAGE_COLS, rows)
-    ids = _ids_by_hash(conn, account_id, [p.digest for p in new])
-    for p in new:
-        p.message_pk = ids[p.digest]
+    # One executemany in our write transaction: SQLite gave the rows consecutive
+    # rowids ending at last_insert_rowid() (no AUTOINCREMENT gaps, no other writer).
+    last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+    for n, p in enumerate(new):
+        p.message_pk = last - len(new) + 1 + n
+    ends = (new[0], new[-1])
+    check = conn.execute(
+        select(_messages.c.id, _messages.c.content_hash).where(
+            _messages.c.id.in_([p.message_pk for p in ends])
+        )
+    )
+    if {(r.id, r.content_hash) for r in check} != {(p.message_pk, p.digest) for p in ends}:
+        raise RuntimeError("message ids were not assigned consecutively")  # pragma: no cover
     bodies: list[tuple[object, ...]] = []
     for p in new:
         compression, data = pack(p.item.raw)

@@ -22,8 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, delete, func, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import Connection, delete, func, select, update
 
 from storage.models import Message, Thread, ThreadRef, table_of
 
@@ -124,27 +123,19 @@ def assign_threads(conn: Connection, account_id: int, msgs: Sequence[ThreadInput
                 merged[real_tid] = (n, last)
         stats = merged
 
+    # Straight to the driver: these run for every batch of a sync and SQLAlchemy's
+    # per-row parameter processing would cost more than SQLite does.
     if changed:
-        stmt = sqlite_insert(_refs)
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[_refs.c.account_id, _refs.c.msgid],
-                set_={"thread_id": stmt.excluded.thread_id},
-            ),
-            [{"account_id": account_id, "msgid": k, "thread_id": v} for k, v in changed.items()],
+        conn.exec_driver_sql(
+            "INSERT INTO thread_refs (account_id, msgid, thread_id) VALUES (?, ?, ?) "
+            "ON CONFLICT (account_id, msgid) DO UPDATE SET thread_id = excluded.thread_id",
+            [(account_id, k, v) for k, v in changed.items()],
         )
     if stats:
-        conn.execute(
-            update(_threads)
-            .where(_threads.c.id == bindparam("tid"))
-            .values(
-                message_count=_threads.c.message_count + bindparam("n"),
-                last_date=func.max(func.coalesce(_threads.c.last_date, 0), bindparam("last")),
-            ),
-            [
-                {"tid": tid, "n": n, "last": int(last.timestamp())}
-                for tid, (n, last) in stats.items()
-            ],
+        conn.exec_driver_sql(
+            "UPDATE threads SET message_count = message_count + ?, "
+            "last_date = max(coalesce(last_date, 0), ?) WHERE id = ?",
+            [(n, int(last.timestamp()), tid) for tid, (n, last) in stats.items()],
         )
     return [_follow(tid, forward) for tid in result]
 
