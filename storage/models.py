@@ -120,6 +120,9 @@ class Folder(Base):
     # Decoded (modified UTF-7 undone) and '/'-separated is what users see; the
     # server's own delimiter is kept to build names back.
     name: Mapped[str]
+    # The name as the server spells it (decoded, with its own delimiter), for
+    # commands; None for local folders.
+    remote_name: Mapped[str | None]
     delimiter: Mapped[str | None] = mapped_column(String(4))
     role: Mapped[str | None] = mapped_column(String(16))
     uidvalidity: Mapped[int | None] = mapped_column(BigInteger)
