@@ -10,10 +10,11 @@ import io
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.orm import Session
@@ -22,6 +23,7 @@ from app.profile import DB_NAME, Profile
 from app.services import Services
 from storage import accounts as acc
 from storage.db import open_database, session_factory
+from tests.servers.dovecot import Dovecot, unavailable_reason
 
 CORPUS_ENV = "TIDINGS_CORPUS"
 
@@ -114,3 +116,40 @@ def corpus_dir() -> Path:
     if not path.is_dir():
         pytest.fail(f"{CORPUS_ENV}={value} is not a folder")
     return path
+
+
+@pytest.fixture
+def dovecot_available() -> None:
+    """Skip (loudly) without Dovecot; fail instead when TIDINGS_REQUIRE_SERVERS=1."""
+    reason = unavailable_reason()
+    if reason:
+        if os.environ.get("TIDINGS_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"Dovecot is required here: {reason}")
+        pytest.skip(f"NO IMAP SERVER: {reason} (run `make system-deps`)")
+
+
+@pytest.fixture
+def make_dovecot(dovecot_available: None) -> Iterator[Callable[..., Dovecot]]:
+    """make_dovecot(tls=True, capabilities=..., users=...) -> a started private Dovecot."""
+    servers: list[Dovecot] = []
+
+    def make(**options: Any) -> Dovecot:
+        server = Dovecot(**options)
+        servers.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def dovecot(make_dovecot: Callable[..., Dovecot], request: pytest.FixtureRequest) -> Dovecot:
+    """A fresh private Dovecot (alice / secret); parametrize indirectly with a capability list."""
+    return make_dovecot(capabilities=getattr(request, "param", None))
+
+
+@pytest.fixture
+def tls_dovecot(make_dovecot: Callable[..., Dovecot]) -> Dovecot:
+    return make_dovecot(tls=True)
