@@ -10,7 +10,7 @@ APT    := DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0
 export QT_QPA_PLATFORM ?= offscreen
 export QTWEBENGINE_CHROMIUM_FLAGS ?= --no-sandbox --disable-gpu
 
-.PHONY: install run test lint format bench system-deps clean
+.PHONY: install run test lint format bench bench-deps system-deps clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV) || { $(APT) update && $(APT) install python3-venv && python3 -m venv $(VENV); }
@@ -49,8 +49,19 @@ format: install
 test: install system-deps lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-bench: install system-deps
+# Peers measured in the same run: mbsync (isync) and notmuch.
+bench-deps:
+	@missing=""; \
+	command -v mbsync >/dev/null 2>&1 || missing="$$missing isync"; \
+	command -v notmuch >/dev/null 2>&1 || missing="$$missing notmuch"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing benchmark peers:$$missing"; \
+	  $(APT) update >/dev/null && $(APT) install --no-install-recommends $$missing >/dev/null; \
+	fi
+
+bench: install system-deps bench-deps
 	$(PY) bench/ingest.py
+	$(PY) bench/sync.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from app.errors import SecretError, TidingsError, UsageError
 from storage.errors import StorageError
+from sync.errors import SyncError
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     secret = add.add_mutually_exclusive_group()
     secret.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
     secret.add_argument("--password-cmd", metavar="CMD", help="run CMD to get the password")
+    secret.add_argument(
+        "--oauth2-token-cmd", metavar="CMD", help="run CMD to get an OAuth2 token (XOAUTH2)"
+    )
     al = asub.add_parser("list", help="list accounts")
     al.add_argument("--json", action="store_true")
     ar = asub.add_parser("remove", help="remove an account and its local mail")
@@ -92,8 +96,33 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--account", metavar="NAME")
     im.add_argument("--folder", metavar="NAME")
 
+    sy = sub.add_parser("sync", help="sync IMAP accounts (once, or --watch to stay up)")
+    sy.add_argument("--account", metavar="NAME")
+    sy.add_argument("--folder", metavar="NAME", help="only this folder (with --once)")
+    mode = sy.add_mutually_exclusive_group()
+    mode.add_argument("--once", action="store_true", help="sync and exit (the default)")
+    mode.add_argument("--watch", action="store_true", help="stay up: IDLE, poll, reconnect")
+    sy.add_argument("--events", action="store_true", help="print one JSON event per line")
+    sy.add_argument(
+        "--poll",
+        type=_seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="with --watch: seconds between syncs of every folder (default 300)",
+    )
+
     sub.add_parser("demo", help="create (or refresh) the demo profile")
     return p
+
+
+def _seconds(value: str) -> float:
+    try:
+        n = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0.1 <= n <= 86400:
+        raise argparse.ArgumentTypeError(f"out of range (0.1 to 86400): {value}")
+    return n
 
 
 def _positive(value: str) -> int:
@@ -218,6 +247,8 @@ def cmd_account(args: argparse.Namespace, svc: Services) -> int:
         source, ref = "env", args.password_env
     elif args.password_cmd:
         source, ref = "command", args.password_cmd
+    elif args.oauth2_token_cmd:
+        source, ref = "command", args.oauth2_token_cmd
     elif server:
         if not secrets.keyring_usable():
             raise SecretError(
@@ -243,6 +274,7 @@ def cmd_account(args: argparse.Namespace, svc: Services) -> int:
         smtp_port=smtp_port if args.smtp_host else None,
         smtp_security=smtp_security,
         username=args.username or (args.email if server else None),
+        auth="oauth2" if args.oauth2_token_cmd else "password",
         secret_source=source,
         secret_ref=ref,
         ca_file=args.ca_file,
@@ -367,7 +399,7 @@ def _progress_bar() -> Callable[[str, int, int | None], None]:
     def update(stage: str, done: int, total: int | None) -> None:
         bar = bars.get(stage)
         if bar is None:
-            desc, unit = labels.get(stage, (stage, ""))
+            desc, unit = labels.get(stage, (stage, " msg"))
             for other in bars.values():
                 other.close()
             bar = bars[stage] = tqdm(
@@ -406,7 +438,57 @@ def cmd_demo(args: argparse.Namespace, svc: Services) -> int:
     return 0
 
 
+def cmd_sync(args: argparse.Namespace, svc: Services) -> int:
+    import threading
+
+    from app import syncing
+
+    lock = threading.Lock()
+    bar = _progress_bar() if not args.events else None
+
+    def emit(event: dict[str, Any]) -> None:
+        with lock:
+            if args.events:
+                sys.stdout.write(json.dumps(event, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            elif event["event"] == "progress" and bar is not None:
+                bar(f"{event['account']}/{event['folder']}", event["done"], event["total"])
+            elif event["event"] == "error" and args.watch:
+                sys.stderr.write(f"{PROG}: {event['account']}: {event['message']}\n")
+
+    if args.watch:
+        import signal
+
+        watcher = syncing.Watcher(
+            svc, syncing.imap_accounts(svc, args.account), emit=emit, poll_interval=args.poll
+        )
+
+        def on_signal(signum: int, frame: object) -> None:
+            del signum, frame
+            watcher.stop()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        watcher.run()
+        return 0
+
+    summary = syncing.sync_once(svc, account=args.account, folder=args.folder, emit=emit)
+    if not args.events:
+        for r in summary.results:
+            removed = sum(f.removed for f in r.folders)
+            flags = sum(f.flags_changed for f in r.folders)
+            matched = sum(f.matched for f in r.folders)
+            _out(
+                f"{r.account}: {r.added} new, {matched} found again, {removed} removed, "
+                f"{flags} flag changes in {len(r.folders)} folders"
+            )
+    for err in summary.errors:
+        sys.stderr.write(f"{PROG}: error: {err}\n")
+    return 1 if summary.errors else 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Services], int]] = {
+    "sync": cmd_sync,
     "account": cmd_account,
     "folders": cmd_folders,
     "list": cmd_list,
@@ -438,7 +520,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except (TidingsError, StorageError) as exc:
+    except (TidingsError, StorageError, SyncError) as exc:
         if debug:
             raise
         sys.stderr.write(f"{PROG}: error: {exc}\n")

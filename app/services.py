@@ -34,6 +34,13 @@ class Services:
             self._factory = session_factory(self._engine)
         return self._engine
 
+    @property
+    def factory(self) -> sessionmaker[Session]:
+        """The session factory, for code that runs its own units of work (sync)."""
+        self.engine  # noqa: B018 - opens (and upgrades) the database on first use
+        assert self._factory is not None
+        return self._factory
+
     @contextmanager
     def session(self) -> Iterator[Session]:
         self.engine  # noqa: B018 - opens (and upgrades) the database on first use

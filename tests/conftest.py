@@ -80,7 +80,7 @@ class CliResult:
 
 
 @pytest.fixture
-def cli(home: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def cli(home: Path, monkeypatch: pytest.MonkeyPatch):
     """Run the CLI in-process against the test profile: cli('list', '--json')."""
     from app.cli import run
 

@@ -1,0 +1,247 @@
+"""``tidings sync``: one pass over every account, or a watch that stays up.
+
+The desktop app runs exactly this (``tidings sync --watch --events``) as its worker
+process, so command-line sync and the app share one engine.
+
+- ``sync_once`` connects to each IMAP account, runs ``sync.engine.AccountSync``, then
+  extracts content (snippets, attachment lists) of what arrived, newest first.
+- ``watch`` keeps one thread per account: a full pass, then IDLE on the inbox (new
+  mail is synced as soon as the server says so) and a poll of every folder at an
+  interval; a dropped connection or a restarted server is retried with exponential
+  backoff and jitter. ``stop()`` (on SIGTERM/SIGINT) interrupts the blocked reads so
+  the process ends at once and cleanly: a batch being stored is rolled back as a
+  whole and fetched again next time.
+
+Events are plain dicts handed to ``emit``; the CLI prints them as JSON lines.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app import secrets
+from app.errors import TidingsError
+from app.services import Services
+from storage.dto import AccountInfo
+from storage.ingest import extract_pending
+from sync.engine import AccountResult, AccountSync
+from sync.errors import AuthFailed, SyncError, TlsError
+from sync.imap import ImapConnection, ServerConfig
+
+Emit = Callable[[dict[str, Any]], None]
+
+IDLE_SLICE = 25 * 60  # RFC 2177: re-issue IDLE at least every 29 minutes
+BACKOFF_START = 1.0
+BACKOFF_MAX = 300.0
+
+
+def server_config(account: AccountInfo) -> ServerConfig:
+    if not account.imap_host or not account.imap_port:
+        raise TidingsError(f"account {account.name} has no IMAP server (a local account)")
+    return ServerConfig(
+        host=account.imap_host,
+        port=account.imap_port,
+        security=account.imap_security or "ssl",
+        username=account.username or account.email,
+        secret=secrets.get_secret(account),
+        auth=account.auth,
+        ca_file=account.ca_file,
+    )
+
+
+def imap_accounts(services: Services, name: str | None) -> list[AccountInfo]:
+    if name is not None:
+        account = services.account(name)
+        if account.kind != "imap":
+            raise TidingsError(f"account {name} is a local account: there is nothing to sync")
+        return [account]
+    found = [a for a in services.accounts() if a.kind == "imap"]
+    if not found:
+        raise TidingsError("no IMAP accounts to sync (add one with 'tidings account add')")
+    return found
+
+
+def extract_new(services: Services, account_id: int, emit: Emit, account: str) -> int:
+    """Content for what arrived (snippets, attachments), newest first, in batches."""
+    done = 0
+    while True:
+        with services.session() as s:
+            n = len(extract_pending(s, limit=200, account_id=account_id))
+        if not n:
+            break
+        done += n
+    if done:
+        emit({"event": "content_extracted", "account": account, "count": done})
+    return done
+
+
+@dataclass
+class SyncSummary:
+    results: list[AccountResult]
+    errors: list[str]
+
+
+def sync_once(
+    services: Services,
+    *,
+    account: str | None = None,
+    folder: str | None = None,
+    emit: Emit,
+) -> SyncSummary:
+    summary = SyncSummary([], [])
+    for info in imap_accounts(services, account):
+        try:
+            cfg = server_config(info)
+            emit({"event": "state", "account": info.name, "state": "connecting"})
+            with ImapConnection.connect(cfg, account=info.name) as conn:
+                emit({"event": "state", "account": info.name, "state": "syncing"})
+                result = AccountSync(services.factory, info, conn, emit=emit).run(folder)
+            emit({"event": "listable", "account": info.name, "added": result.added})
+            summary.results.append(result)
+            summary.errors += [f"{info.name}/{e}" for e in result.errors]
+            extract_new(services, info.id, emit, info.name)
+            emit({"event": "state", "account": info.name, "state": "synced"})
+        except (SyncError, TidingsError) as exc:
+            summary.errors.append(str(exc))
+            emit({"event": "error", "account": info.name, "message": str(exc)})
+            emit({"event": "state", "account": info.name, "state": "error"})
+    return summary
+
+
+class Backoff:
+    """Exponential backoff with full jitter (AWS style), capped."""
+
+    def __init__(self, start: float = BACKOFF_START, cap: float = BACKOFF_MAX) -> None:
+        self.start, self.cap, self.attempt = start, cap, 0
+
+    def next(self) -> float:
+        delay = min(self.cap, self.start * 2**self.attempt)
+        self.attempt += 1
+        return random.uniform(delay / 2, delay)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+class Watcher:
+    """Keeps every account in sync until :meth:`stop`."""
+
+    def __init__(
+        self,
+        services: Services,
+        accounts: list[AccountInfo],
+        *,
+        emit: Emit,
+        poll_interval: float = 300.0,
+    ) -> None:
+        self.services = services
+        self.accounts = accounts
+        self.emit = emit
+        self.poll_interval = poll_interval
+        self._stop = threading.Event()
+        self._conns: dict[str, ImapConnection] = {}
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        threads = [
+            threading.Thread(
+                target=self._account_loop, args=(a,), name=f"sync-{a.name}", daemon=True
+            )
+            for a in self.accounts
+        ]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(timeout=0.2)
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self._lock:
+            for conn in self._conns.values():
+                conn.interrupt()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def _account_loop(self, info: AccountInfo) -> None:
+        backoff = Backoff()
+        while not self._stop.is_set():
+            try:
+                self._session(info, backoff)
+            except SyncError as exc:
+                if self._stop.is_set():
+                    break
+                delay = backoff.next()
+                if isinstance(exc, AuthFailed | TlsError):
+                    delay = max(delay, 60.0)  # don't hammer a server that refuses us
+                self.emit({"event": "error", "account": info.name, "message": str(exc)})
+                self.emit(
+                    {
+                        "event": "state",
+                        "account": info.name,
+                        "state": "offline",
+                        "retry_in": round(delay, 1),
+                    }
+                )
+                self._stop.wait(delay)
+            except TidingsError as exc:
+                self.emit({"event": "error", "account": info.name, "message": str(exc)})
+                self._stop.wait(BACKOFF_MAX)
+        self.emit({"event": "state", "account": info.name, "state": "stopped"})
+
+    def _session(self, info: AccountInfo, backoff: Backoff) -> None:
+        cfg = server_config(info)
+        self.emit({"event": "state", "account": info.name, "state": "connecting"})
+        conn = ImapConnection.connect(cfg, account=info.name)
+        with self._lock:
+            self._conns[info.name] = conn
+        if self._stop.is_set():
+            conn.interrupt()
+        try:
+            engine = AccountSync(self.services.factory, info, conn, emit=self.emit)
+            self._full_pass(info, engine)
+            backoff.reset()
+            last_poll = time.monotonic()
+            while not self._stop.is_set():
+                inbox = engine.inbox()
+                if inbox is None or not conn.has_idle:
+                    self._stop.wait(max(0.0, self.poll_interval - (time.monotonic() - last_poll)))
+                else:
+                    conn.select(inbox.remote_name or inbox.name, readonly=True)
+                    self.emit({"event": "state", "account": info.name, "state": "idle"})
+                    wait = min(
+                        IDLE_SLICE, max(0.0, self.poll_interval - (time.monotonic() - last_poll))
+                    )
+                    if conn.idle(wait) and not self._stop.is_set():
+                        engine.sync_folder(engine.folder_state(inbox.id))
+                        extract_new(self.services, info.id, self.emit, info.name)
+                if self._stop.is_set():
+                    break
+                if time.monotonic() - last_poll >= self.poll_interval:
+                    self._full_pass(info, engine)
+                    last_poll = time.monotonic()
+        finally:
+            with self._lock:
+                self._conns.pop(info.name, None)
+            conn.close()
+
+    def _full_pass(self, info: AccountInfo, engine: AccountSync) -> None:
+        self.emit({"event": "state", "account": info.name, "state": "syncing"})
+        engine.run()
+        extract_new(self.services, info.id, self.emit, info.name)
+        self.emit(
+            {
+                "event": "state",
+                "account": info.name,
+                "state": "synced",
+                "at": datetime.now(UTC).isoformat(),
+            }
+        )
