@@ -18,7 +18,6 @@ from storage import accounts as acc
 from storage import queries
 from storage.db import open_database, session_factory, session_scope
 from storage.dto import AccountInfo, FolderInfo, MessageDetail, MessageSummary
-from storage.mime import extract_content
 
 
 class Services:
@@ -111,4 +110,6 @@ class Services:
 
     def text(self, message_id: int) -> str:
         """The readable text of a message (the HTML part turned into text if need be)."""
+        from storage.mime import extract_content
+
         return extract_content(self.raw(message_id)).text

@@ -29,7 +29,6 @@ from app import secrets
 from app.errors import TidingsError
 from app.services import Services
 from storage.dto import AccountInfo
-from storage.ingest import extract_pending
 from sync.engine import AccountResult, AccountSync
 from sync.errors import AuthFailed, SyncError, TlsError
 from sync.imap import ImapConnection, ServerConfig
@@ -69,6 +68,20 @@ def imap_accounts(services: Services, name: str | None) -> list[AccountInfo]:
 
 def extract_new(services: Services, account_id: int, emit: Emit, account: str) -> int:
     """Content for what arrived (snippets, attachments), newest first, in batches."""
+    from sqlalchemy import select
+
+    from storage.models import Message
+
+    with services.session() as s:
+        pending = s.scalar(
+            select(Message.id)
+            .where(Message.account_id == account_id, Message.content_state == 0)
+            .limit(1)
+        )
+    if pending is None:
+        return 0
+    from storage.ingest import extract_pending
+
     done = 0
     while True:
         with services.session() as s:

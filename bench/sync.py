@@ -77,7 +77,7 @@ else:
     c = IMAPClient(host, port=port, ssl=False)
     c.login("alice", "secret")
     c.select_folder("INBOX", readonly=True)
-    n = len(c.fetch("1:*", ["BODY.PEEK[]"]))
+    n = len(c.fetch(c.search("ALL"), ["BODY.PEEK[]"]))
     c.logout()
 print(json.dumps({"n": n}))
 """

@@ -9,9 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-# An attachment as listed from the store has the same shape as one the parser found.
-from storage.mime import Attachment as AttachmentInfo
-
 __all__ = [
     "AccountInfo",
     "AddressInfo",
@@ -83,6 +80,21 @@ class MessageSummary:
     thread_id: int | None
     size: int
     malformed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    """A part that is not body text: a real attachment or an inline resource.
+
+    The parser (``storage.mime``, as ``Attachment``) and the store list the same record.
+    """
+
+    part_id: str  # IMAP BODY section number, e.g. '2' or '1.3'
+    filename: str  # sanitised; '' when the part has no name
+    content_type: str  # lower-case
+    size: int  # decoded size in bytes
+    content_id: str | None  # without <>
+    inline: bool  # Content-Disposition inline, or referenced by a cid: URL
 
 
 @dataclass(frozen=True, slots=True)

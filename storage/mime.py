@@ -74,6 +74,7 @@ from email.utils import parsedate_tz
 from html import escape as _html_escape
 from urllib.parse import unquote, unquote_to_bytes
 
+from storage.dto import AttachmentInfo as Attachment
 from storage.htmltext import html_to_text
 
 __all__ = [
@@ -127,18 +128,6 @@ class Envelope:
     list_unsubscribe_post: str | None
     content_type: str
     defects: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    """A part that is not body text: a real attachment or an inline resource."""
-
-    part_id: str  # IMAP BODY section number, e.g. '2' or '1.3'
-    filename: str  # sanitised; '' when the part has no name
-    content_type: str  # lower-case
-    size: int  # decoded size in bytes
-    content_id: str | None  # without <>
-    inline: bool  # Content-Disposition inline, or referenced by a cid: URL
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,13 @@ def folder_state(session: Session, folder_id: int) -> FolderSyncState:
     return _state(session.get_one(Folder, folder_id))
 
 
+def inbox_state(session: Session, account_id: int) -> FolderSyncState | None:
+    f = session.scalar(
+        select(Folder).where(Folder.account_id == account_id, Folder.role == "inbox").limit(1)
+    )
+    return None if f is None else _state(f)
+
+
 def update_folder_list(
     session: Session, account_id: int, server: Sequence[ServerFolder]
 ) -> tuple[list[FolderSyncState], list[str]]:

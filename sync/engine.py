@@ -37,7 +37,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage import syncstate
 from storage.db import session_scope
 from storage.dto import AccountInfo
-from storage.ingest import Incoming, ingest_batch
 from storage.models import Message
 from sync import planner
 from sync.errors import ConnectionLost, FolderGone, SyncError
@@ -339,6 +338,9 @@ class AccountSync:
     def _store(
         self, folder: syncstate.FolderSyncState, fetched: Sequence[FetchedMessage]
     ) -> list[int]:
+        # Imported here: parsing costs nothing to a sync that finds nothing new.
+        from storage.ingest import Incoming, ingest_batch
+
         items = [
             Incoming(
                 m.raw,

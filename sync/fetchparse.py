@@ -68,10 +68,11 @@ _INTERNALDATE = re.compile(
 )
 # Zone offsets ("+0200") seen so far; there are only so many.
 _OFFSETS: dict[bytes, timedelta] = {}
-# FLAGS texts seen so far -> decoded flags. Mailboxes repeat a handful of flag
-# combinations; bounded so a server with endless keywords cannot grow it forever.
+# Small memo tables for the hot path, cleared when full. Mailboxes repeat a handful of
+# flag combinations, and bulk-delivered or migrated mail shares INTERNALDATEs.
+_CACHE_MAX = 4096
 _FLAG_TEXTS: dict[bytes, tuple[str, ...]] = {}
-_FLAG_TEXTS_MAX = 4096
+_DATES: dict[bytes, datetime | None] = {}
 
 # One token of the text between literals. Atoms may carry a bracketed section with
 # spaces and parentheses inside (BODY[HEADER.FIELDS (MESSAGE-ID)]<0>); a literal
@@ -226,7 +227,7 @@ def _flag_text(text: bytes) -> tuple[str, ...] | None:
         if b"NIL" in text.upper():
             return None  # NIL is not a flag; the general parser judges
         flags = tuple(f.decode("utf-8", "replace") for f in text.split())
-        if len(_FLAG_TEXTS) >= _FLAG_TEXTS_MAX:
+        if len(_FLAG_TEXTS) >= _CACHE_MAX:
             _FLAG_TEXTS.clear()
         _FLAG_TEXTS[text] = flags
     return flags
@@ -358,6 +359,15 @@ def parse_internal_date(value: bytes) -> datetime | None:
     Lenient on purpose: a server's odd date must not stop a sync (the message's own
     Date header is the better date anyway).
     """
+    if value in _DATES:
+        return _DATES[value]
+    if len(_DATES) >= _CACHE_MAX:
+        _DATES.clear()
+    _DATES[value] = parsed = _parse_internal_date(value)
+    return parsed
+
+
+def _parse_internal_date(value: bytes) -> datetime | None:
     m = _INTERNALDATE.match(value)
     if m is None:
         return None

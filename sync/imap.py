@@ -47,6 +47,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import imaplib
 import re
@@ -101,6 +102,7 @@ AUTH_MODES: Final = ("password", "oauth2")
 _MAX_LINE: Final = 64 * 1024 * 1024
 # LOGOUT when closing must not hang on a dying server.
 _CLOSE_TIMEOUT: Final = 5.0
+_X509_V_ERR_HOSTNAME_MISMATCH: Final = 62
 _CHANGE_RESPONSES: Final = ("EXISTS", "EXPUNGE", "FETCH", "VANISHED")
 _RESPONSE_CODE = re.compile(r"^\s*\[([A-Za-z0-9.-]+)[^\]]*\]\s*")
 
@@ -207,9 +209,12 @@ def _unwrap(value: object) -> str:
         value = value[-1] if value else ""
     text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
     text = re.sub(r"^(?:command: \w+ => )?(?:\w+ command error: \w+ )?", "", text.strip())
-    m = re.fullmatch(r"\[?b(['\"])(.*)\1\]?", text, re.DOTALL)
-    if m:
-        text = m.group(2).encode("latin-1", "replace").decode("unicode_escape", "replace")
+    m = re.fullmatch(r"\[?(b(['\"]).*\2)\]?", text, re.DOTALL)
+    if m:  # the repr of a bytes object
+        with contextlib.suppress(ValueError, SyntaxError):
+            raw = ast.literal_eval(m.group(1))
+            if isinstance(raw, bytes):
+                text = raw.decode("utf-8", "replace")
     return text.strip()
 
 
@@ -272,9 +277,7 @@ def _os_reason(exc: BaseException) -> str:
 
 
 _NOT_FOUND = {
-    getattr(socket, name)
-    for name in ("EAI_NONAME", "EAI_NODATA")
-    if hasattr(socket, name)
+    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
 }
 
 
@@ -285,25 +288,26 @@ def _lower(text: str | None) -> str:
     return text
 
 
-def _cert_error(host: str, exc: ssl.SSLCertVerificationError) -> TlsError:
+def _cert_error(host: str, exc: ssl.SSLCertVerificationError, account: str | None) -> TlsError:
     reason = _lower(exc.verify_message or exc.reason or str(exc))
-    if (
-        exc.verify_code == 62 or "hostname mismatch" in reason.lower()
-    ):  # X509_V_ERR_HOSTNAME_MISMATCH
-        return TlsError(f"TLS certificate of {host} is not valid for that name ({reason})")
+    if exc.verify_code == _X509_V_ERR_HOSTNAME_MISMATCH or "hostname mismatch" in reason.lower():
+        return TlsError(
+            f"TLS certificate of {host} is not valid for that name ({reason})", account=account
+        )
     return TlsError(
-        f"TLS certificate of {host} is not trusted ({reason}); use --ca-file for a private CA"
+        f"TLS certificate of {host} is not trusted ({reason}); use --ca-file for a private CA",
+        account=account,
     )
 
 
-def _tls_failure(host: str, where: str, exc: ssl.SSLError) -> TlsError:
+def _tls_failure(host: str, where: str, exc: ssl.SSLError, account: str | None) -> TlsError:
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return _cert_error(host, exc)
+        return _cert_error(host, exc, account)
     reason = _os_reason(exc)
     hint = ""
     if exc.reason in ("WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE"):
         hint = " -- the server does not speak TLS on this port (try security 'starttls')"
-    return TlsError(f"TLS handshake with {where} failed ({reason}){hint}")
+    return TlsError(f"TLS handshake with {where} failed ({reason}){hint}", account=account)
 
 
 def _flag_update(resp: FetchResponse) -> FlagUpdate | None:
@@ -362,9 +366,7 @@ class ImapConnection:
                 timeout=cfg.timeout,
             )
         except ssl.SSLError as exc:
-            err = _tls_failure(cfg.host, where, exc)
-            err.account = account
-            raise err from exc
+            raise _tls_failure(cfg.host, where, exc, account) from exc
         except imaplib.IMAP4.error as exc:
             raise _greeting_error(cfg, exc, account) from exc
         except (OSError, EOFError) as exc:
@@ -398,19 +400,19 @@ class ImapConnection:
         if imap.state == "NONAUTH":  # not PREAUTH
             self._login(pre)
         with self._guard("CAPABILITY"):
-            caps = frozenset(
-                (c.decode("ascii", "replace") if isinstance(c, bytes) else str(c)).upper()
-                for c in self._client.capabilities()
-            )
+            caps = frozenset(_text(c).upper() for c in self._client.capabilities())
         self.capabilities = caps
-        with self._guard("ENABLE"):
-            if "ENABLE" in caps and "QRESYNC" in caps:
+        # ENABLE failing is odd but not fatal: the session works without it.
+        if "ENABLE" in caps and "QRESYNC" in caps:
+            with contextlib.suppress(ProtocolError), self._guard("ENABLE"):
                 enabled = {_text(c).upper() for c in self._client.enable("QRESYNC")}
                 self._qresync_enabled = "QRESYNC" in enabled
-            elif "ENABLE" in caps and "CONDSTORE" in caps:
-                self._client.enable("CONDSTORE")
-            elif "CONDSTORE" in caps:
-                self._condstore_select = True
+        if not self._qresync_enabled and "CONDSTORE" in caps:
+            self._condstore_select = True  # SELECT ... (CONDSTORE) unless ENABLE works
+            if "ENABLE" in caps:
+                with contextlib.suppress(ProtocolError), self._guard("ENABLE"):
+                    self._client.enable("CONDSTORE")
+                    self._condstore_select = False
         imap.untagged_responses.clear()
 
     def _login(self, caps: set[str]) -> None:
@@ -432,13 +434,12 @@ class ImapConnection:
                     _is_ascii_atomish(cfg.username) and _is_ascii_atomish(cfg.secret)
                 )
                 if needs_plain and not plain_ok:
-                    why = (
-                        "the server disables password login here"
-                        + (" (it wants TLS)" if cfg.security == "none" else "")
-                        if "LOGINDISABLED" in caps
-                        else "a non-ASCII user name or password needs AUTHENTICATE PLAIN, "
-                        "which the server does not offer"
-                    )
+                    if "LOGINDISABLED" not in caps:
+                        why = "a non-ASCII user name or password needs AUTHENTICATE PLAIN"
+                    elif cfg.security == "none":
+                        why = "the server allows password login only over TLS"
+                    else:
+                        why = "the server disables password login"
                     raise AuthFailed(f"login failed for {who}: {why}", account=self._account)
                 if needs_plain:
                     self._client.plain_login(cfg.username, cfg.secret)
@@ -540,7 +541,7 @@ class ImapConnection:
             try:
                 if typ != "OK":
                     code = _response_code(data)
-                    if code in (None, "NONEXISTENT", "TRYCREATE", "CANNOT"):
+                    if code in (None, "NONEXISTENT", "TRYCREATE"):
                         raise FolderGone(
                             f"folder {name} does not exist on {self._cfg.host}",
                             account=self._account,
@@ -864,7 +865,7 @@ class ImapConnection:
             raise
         except ssl.SSLError as exc:
             if tls:
-                raise _tls_failure(self._cfg.host, self._where, exc) from exc
+                raise _tls_failure(self._cfg.host, self._where, exc, self._account) from exc
             self._kill(self._lost_message(command, exc), exc)
         except imaplib.IMAP4.abort as exc:
             self._kill(self._lost_message(command, exc), exc)
