@@ -40,7 +40,7 @@ def mbox(tmp_path: Path) -> Path:
     return p
 
 
-def test_import_list_show(cli, mbox: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_list_show(cli, mbox: Path) -> None:
     r = cli("import", str(mbox))
     assert r.code == 0, r.err
     assert "imported 2, skipped 0" in r.out
@@ -92,7 +92,7 @@ def test_import_list_show(cli, mbox: Path) -> None:  # type: ignore[no-untyped-d
     assert "Réunion" in r.out
 
 
-def test_import_is_resumable(cli, mbox: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_is_resumable(cli, mbox: Path) -> None:
     assert cli("import", str(mbox)).code == 0
     r = cli("import", str(mbox))
     assert "imported 0, skipped 2" in r.out
@@ -103,7 +103,7 @@ def test_import_is_resumable(cli, mbox: Path) -> None:  # type: ignore[no-untype
     assert len(lines(cli("list", "--json"))) == 3
 
 
-def test_import_maildir_with_flags_into_named_account_and_folder(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_import_maildir_with_flags_into_named_account_and_folder(cli, tmp_path: Path) -> None:
     md = tmp_path / "md"
     for sub in ("cur", "new", "tmp"):
         (md / sub).mkdir(parents=True)
@@ -137,7 +137,7 @@ def test_import_maildir_with_flags_into_named_account_and_folder(cli, tmp_path: 
     assert "1 unread / 2" in r.out
 
 
-def test_account_add_list_remove(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_account_add_list_remove(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     r = cli(
         "account",
         "add",
@@ -203,7 +203,7 @@ class _MemoryKeyring(KeyringBackend):
 
 def test_account_password_prompt_goes_to_keyring(
     cli, services, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     from app.secrets import get_secret
 
     ring = _MemoryKeyring()
@@ -224,7 +224,7 @@ def test_account_password_prompt_goes_to_keyring(
         keyring.set_keyring(old)
 
 
-def test_account_without_keyring_refuses_plain_text(cli) -> None:  # type: ignore[no-untyped-def]
+def test_account_without_keyring_refuses_plain_text(cli) -> None:
     from keyring.backends import fail
 
     old = keyring.get_keyring()
@@ -289,19 +289,19 @@ def test_secret_sources(monkeypatch: pytest.MonkeyPatch) -> None:
         ("account", "add", "x", "--email", "a@b", "--imap-security", "tls"),
     ],
 )
-def test_usage_errors_exit_2(cli, args: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+def test_usage_errors_exit_2(cli, args: tuple[str, ...]) -> None:
     r = cli(*args)
     assert r.code == 2
     assert "usage" in r.err
 
 
-def test_invalid_email_is_a_usage_error(cli) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_email_is_a_usage_error(cli) -> None:
     r = cli("account", "add", "x", "--email", "not-an-address")
     assert r.code == 2
     assert "not an email address" in r.err
 
 
-def test_unknown_things_fail_with_one_line(cli, mbox: Path) -> None:  # type: ignore[no-untyped-def]
+def test_unknown_things_fail_with_one_line(cli, mbox: Path) -> None:
     for args, words in [
         (("list", "--account", "nope"), "no account named 'nope'"),
         (("folders", "--account", "nope"), "no account named 'nope'"),
@@ -320,7 +320,7 @@ def test_unknown_things_fail_with_one_line(cli, mbox: Path) -> None:  # type: ig
     assert "no folder named 'Nowhere'" in r.err
 
 
-def test_bad_home(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_home(cli, tmp_path: Path) -> None:
     f = tmp_path / "a-file"
     f.write_text("x")
     r = cli("list", home_dir=f)
@@ -334,13 +334,13 @@ def test_bad_home(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     assert "Traceback" not in r.err
 
 
-def _no_messages(cli) -> bool:  # type: ignore[no-untyped-def]
+def _no_messages(cli) -> bool:
     return lines(cli("list", "--json")) == [] and lines(cli("account", "list", "--json")) == []
 
 
 def test_import_refusals_write_nothing(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+) -> None:
     png = tmp_path / "pic.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     r = cli("import", str(png))
@@ -353,7 +353,7 @@ def test_import_refusals_write_nothing(
     secret.write_bytes(MBOX)
     real_open = Path.open
 
-    def deny(self: Path, *a, **k):  # type: ignore[no-untyped-def]
+    def deny(self: Path, *a, **k):
         if self == secret:
             raise PermissionError(13, "Permission denied", str(self))
         return real_open(self, *a, **k)
@@ -365,7 +365,7 @@ def test_import_refusals_write_nothing(
     assert _no_messages(cli)
 
 
-def test_unexpected_errors_are_one_line_unless_debug(cli, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+def test_unexpected_errors_are_one_line_unless_debug(cli, monkeypatch: pytest.MonkeyPatch) -> None:
     import app.services
 
     def boom(*a: object, **k: object) -> None:

@@ -55,7 +55,7 @@ def test_whole_corpus_imports_and_round_trips(services: Services) -> None:
     assert (again.imported, again.skipped) == (0, len(files))
 
 
-def test_corpus_messages_show_through_the_cli(cli, services: Services) -> None:  # type: ignore[no-untyped-def]
+def test_corpus_messages_show_through_the_cli(cli, services: Services) -> None:
     corpus = corpus_dir()
     import_path(services, corpus, folder="corpus")
     with services.session() as s:

@@ -141,7 +141,10 @@ def test_full_sync_equals_server(cli, services: Services, work: Dovecot) -> None
 @pytest.mark.parametrize("dovecot", [None, NO_CONDSTORE], indirect=True, ids=["qresync", "plain"])
 def test_incremental_after_server_changes(cli, services: Services, work: Dovecot) -> None:
     fill(work)
+    work.create_folder("Old stuff")
+    work.deliver(mail("old@x", "old"), folder="Old stuff")
     assert cli("sync").code == 0
+    work.delete_folder("Old stuff")
     work.deliver(mail("late@x", "late arrival"))
     work.set_flags("INBOX", "1:3", "\\Flagged \\Seen")
     work.set_flags("INBOX", "2", "\\Seen", add=False)
@@ -150,8 +153,10 @@ def test_incremental_after_server_changes(cli, services: Services, work: Dovecot
     r = cli("sync")
     assert r.code == 0, r.err
     assert_converged(services, work)
-    # The renamed folder's message was found again, not downloaded twice.
+    # The renamed folder's message was found again, not downloaded twice; the deleted
+    # folder is gone, and so is its message (it lived nowhere else).
     assert "1 found again" in r.out
+    assert "Old stuff" not in local_state(services)
     # Nothing changed: a second run changes nothing.
     r = cli("sync")
     assert "0 new, 0 found again, 0 removed, 0 flag changes" in r.out
@@ -200,6 +205,7 @@ def test_bad_endpoints_fail_in_one_line_and_touch_nothing(
         r = cli("sync", "--account", "junk")
     assert r.code == 1
     assert "Traceback" not in r.err
+    assert len(r.err.strip().splitlines()) == 1
     with services.session() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == 0
 
@@ -452,3 +458,39 @@ class _garbage_server:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def test_watch_through_a_cutting_proxy_reconnects_and_converges(
+    cli, services: Services, home: Path, work: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.samples import synthetic_messages
+
+    total = work.deliver_many(synthetic_messages(1200, seed=1))  # 44 MB: cut at 25
+    proxy = _CuttingProxy(work.port, cut_after=25_000_000)
+    monkeypatch.setenv(PASSWORD_ENV, "secret")
+    assert cli("account", "remove", "work").code == 0
+    assert cli("account", "add", "work", "--email", "alice@example.com", "--imap-host",
+               "127.0.0.1", "--imap-port", str(proxy.port), "--imap-security", "none",
+               "--username", "alice", "--password-env", PASSWORD_ENV).code == 0  # fmt: skip
+    exe = Path(sys.executable).parent / "tidings"
+    proc = subprocess.Popen(
+        [exe, "--home", str(home), "sync", "--watch", "--events", "--poll", "3600"],
+        env=dict(os.environ, **{PASSWORD_ENV: "secret"}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _events_until(proc, "offline", 60)  # the cut
+        _events_until(proc, "idle", 60)  # reconnected and caught up
+        assert proxy.cuts == 1
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+        proxy.close()
+    with services.session() as s:
+        assert s.scalar(select(func.count()).select_from(Message)) == total

@@ -70,7 +70,7 @@ HOST = "127.0.0.1"
 SEPARATOR = "/"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
-MAILDIR_FLAGS = "DFPRST"  # \Draft \Flagged $Forwarded(Passed) \Answered(Replied) \Seen \Deleted
+MAILDIR_FLAGS = "DFRST"  # \Draft \Flagged \Answered(Replied) \Seen \Deleted (Dovecot ignores P)
 SPECIAL_USE = {
     "Sent": "\\Sent",
     "Drafts": "\\Drafts",
@@ -669,7 +669,7 @@ service submission-login {{
     ) -> None:
         """Put one message into ``folder`` (its Maildir is created when missing).
 
-        ``flags`` are Maildir letters: D=\\Draft F=\\Flagged P=$Forwarded R=\\Answered
+        ``flags`` are Maildir letters: D=\\Draft F=\\Flagged R=\\Answered
         S=\\Seen T=\\Deleted. Without flags the message goes to new/ (\\Recent, unseen).
         """
         self._write(self._folder_dir(user, folder), raw, self._maildir_flags(flags))
