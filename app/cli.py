@@ -24,6 +24,8 @@ from storage.errors import StorageError
 from sync.errors import SyncError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from app.services import Services
     from storage.dto import FolderInfo, MessageDetail, MessageSummary
 
@@ -438,10 +440,8 @@ def cmd_demo(args: argparse.Namespace, svc: Services) -> int:
     return 0
 
 
-def cmd_sync(args: argparse.Namespace, svc: Services) -> int:
+def _event_printer(args: argparse.Namespace) -> Callable[[dict[str, Any]], None]:
     import threading
-
-    from app import syncing
 
     lock = threading.Lock()
     bar = _progress_bar() if not args.events else None
@@ -455,6 +455,38 @@ def cmd_sync(args: argparse.Namespace, svc: Services) -> int:
                 bar(f"{event['account']}/{event['folder']}", event["done"], event["total"])
             elif event["event"] == "error" and args.watch:
                 sys.stderr.write(f"{PROG}: {event['account']}: {event['message']}\n")
+
+    return emit
+
+
+def _quick_sync(args: argparse.Namespace, db_path: Path) -> bool:
+    """The no-change fast path (app/quicksync.py): True when nothing had to be done."""
+    from app.quicksync import nothing_changed
+
+    emit = _event_printer(args)
+    summaries: list[dict[str, Any]] = []
+
+    def collect(event: dict[str, Any]) -> None:
+        if event["event"] == "summary":
+            summaries.append(event)
+        else:
+            emit(event)
+
+    if not nothing_changed(db_path, args.account, args.folder, collect):
+        return False
+    if not args.events:
+        for ev in summaries:
+            _out(
+                f"{ev['account']}: 0 new, 0 found again, 0 removed, 0 flag changes "
+                f"in {ev['folders']} folders"
+            )
+    return True
+
+
+def cmd_sync(args: argparse.Namespace, svc: Services) -> int:
+    from app import syncing
+
+    emit = _event_printer(args)
 
     if args.watch:
         import signal
@@ -503,14 +535,18 @@ def run(argv: Sequence[str] | None = None) -> int:
     debug = bool(args.debug)
     try:
         from app.profile import Profile, demo_home
-        from app.services import Services
 
         home = args.home
         if args.command == "demo" and home is None:
             import os
 
             home = os.environ.get("TIDINGS_HOME") or demo_home()
-        svc = Services(Profile.open(home))
+        profile = Profile.open(home)
+        if args.command == "sync" and not args.watch and _quick_sync(args, profile.db_path):
+            return 0
+        from app.services import Services
+
+        svc = Services(profile)
         try:
             return COMMANDS[args.command](args, svc)
         finally:

@@ -25,33 +25,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from app import secrets
 from app.errors import TidingsError
+from app.quicksync import server_config
 from app.services import Services
 from storage.dto import AccountInfo
 from sync.engine import AccountResult, AccountSync
 from sync.errors import AuthFailed, SyncError, TlsError
-from sync.imap import ImapConnection, ServerConfig
+from sync.imap import ImapConnection
 
 Emit = Callable[[dict[str, Any]], None]
 
 IDLE_SLICE = 25 * 60  # RFC 2177: re-issue IDLE at least every 29 minutes
 BACKOFF_START = 1.0
 BACKOFF_MAX = 300.0
-
-
-def server_config(account: AccountInfo) -> ServerConfig:
-    if not account.imap_host or not account.imap_port:
-        raise TidingsError(f"account {account.name} has no IMAP server (a local account)")
-    return ServerConfig(
-        host=account.imap_host,
-        port=account.imap_port,
-        security=account.imap_security or "ssl",
-        username=account.username or account.email,
-        secret=secrets.get_secret(account),
-        auth=account.auth,
-        ca_file=account.ca_file,
-    )
 
 
 def imap_accounts(services: Services, name: str | None) -> list[AccountInfo]:

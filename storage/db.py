@@ -24,8 +24,10 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.errors import DatabaseUnavailable
+from storage.quickstate import HEAD_REVISION
 
-HEAD_REVISION = "0002"
+__all__ = ["HEAD_REVISION", "make_engine", "open_database", "session_factory", "session_scope"]
+
 BUSY_TIMEOUT_MS = 10_000
 
 

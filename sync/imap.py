@@ -174,6 +174,14 @@ class SelectInfo:
 
 
 @dataclass(frozen=True)
+class FolderStatus:
+    uidvalidity: int
+    uidnext: int | None
+    messages: int
+    highestmodseq: int | None  # only when the server has CONDSTORE
+
+
+@dataclass(frozen=True)
 class FetchedMessage:
     uid: int
     raw: bytes
@@ -512,6 +520,24 @@ class ImapConnection:
                 )
             )
         return out
+
+    def status(self, name: str) -> FolderStatus:
+        """STATUS of a folder without selecting it (the no-change fast path)."""
+        what = ["MESSAGES", "UIDNEXT", "UIDVALIDITY"]
+        if self.has_condstore:
+            what.append("HIGHESTMODSEQ")
+        with self._guard("STATUS"):
+            data = self._client.folder_status(name, what)
+            self._imap.untagged_responses.clear()
+
+        def num(key: str) -> int | None:
+            value = data.get(key.encode())
+            return None if value is None else int(value)
+
+        uidvalidity = num("UIDVALIDITY")
+        if uidvalidity is None:
+            raise ProtocolError(f"server {self._where} sent a STATUS without UIDVALIDITY")
+        return FolderStatus(uidvalidity, num("UIDNEXT"), num("MESSAGES") or 0, num("HIGHESTMODSEQ"))
 
     def select(
         self, name: str, *, readonly: bool = True, qresync: tuple[int, int] | None = None

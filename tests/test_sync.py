@@ -494,3 +494,28 @@ def test_watch_through_a_cutting_proxy_reconnects_and_converges(
         proxy.close()
     with services.session() as s:
         assert s.scalar(select(func.count()).select_from(Message)) == total
+
+
+def test_no_change_sync_takes_the_fast_path(
+    cli, services: Services, home: Path, work: Dovecot
+) -> None:
+    fill(work)
+    assert cli("sync").code == 0
+    code = (
+        "import sys; from app.cli import run; code = run(['--home', sys.argv[1], 'sync']);"
+        "print(code, 'sqlalchemy' in sys.modules)"
+    )
+    env = dict(os.environ, **{PASSWORD_ENV: "secret"})
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(home)], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.splitlines()[-1] == "0 False"  # answered without loading the engine
+    assert "work: 0 new, 0 found again, 0 removed, 0 flag changes in 7 folders" in out.stdout
+    # One flag changed on the server: the fast path sees it and the engine runs.
+    work.set_flags("INBOX", "1", "\\Flagged")
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(home)], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.splitlines()[-1] == "0 True"
+    assert "1 flag changes" in out.stdout
+    assert_converged(services, work)
