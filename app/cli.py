@@ -113,6 +113,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --watch: seconds between syncs of every folder (default 300)",
     )
 
+    mk = sub.add_parser("mark", help="mark messages read, unread, starred or not")
+    mk.add_argument("ids", nargs="+", type=_positive, metavar="ID")
+    what = mk.add_mutually_exclusive_group(required=True)
+    for flag in ("read", "unread", "flag", "unflag"):
+        what.add_argument(f"--{flag}", action="store_true")
+    mv = sub.add_parser("move", help="move messages to a folder")
+    mv.add_argument("ids", nargs="+", type=_positive, metavar="ID")
+    mv.add_argument("folder", metavar="FOLDER")
+    mv.add_argument("--account", metavar="NAME", help="when the folder name is ambiguous")
+    for name, text in (("archive", "archive messages"), ("delete", "delete (to Trash)")):
+        one = sub.add_parser(name, help=text)
+        one.add_argument("ids", nargs="+", type=_positive, metavar="ID")
+    sub.add_parser("undo", help="undo the last change")
+    ac = sub.add_parser("actions", help="changes waiting for the server, and failed ones")
+    ac.add_argument("verb", nargs="?", choices=("retry", "discard"))
+    ac.add_argument("id", nargs="?", type=_positive, metavar="ID")
+    ac.add_argument("--all", action="store_true", help="with retry: every waiting or failed one")
+    ac.add_argument("--json", action="store_true")
+
     sub.add_parser("demo", help="create (or refresh) the demo profile")
     return p
 
@@ -489,6 +508,8 @@ def cmd_sync(args: argparse.Namespace, svc: Services) -> int:
     emit = _event_printer(args)
 
     if args.watch:
+        import contextlib
+        import os
         import signal
 
         watcher = syncing.Watcher(
@@ -499,9 +520,23 @@ def cmd_sync(args: argparse.Namespace, svc: Services) -> int:
             del signum, frame
             watcher.stop()
 
+        def on_nudge(signum: int, frame: object) -> None:
+            del signum, frame
+            watcher.nudge()
+
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-        watcher.run()
+        signal.signal(signal.SIGUSR1, on_nudge)
+        from app.services import WORKER_PID
+
+        pidfile = svc.profile.home / WORKER_PID
+        pidfile.write_text(f"{os.getpid()}\n")
+        try:
+            watcher.run()
+        finally:
+            with contextlib.suppress(OSError):
+                if pidfile.read_text().strip() == str(os.getpid()):
+                    pidfile.unlink()
         return 0
 
     summary = syncing.sync_once(svc, account=args.account, folder=args.folder, emit=emit)
@@ -519,7 +554,82 @@ def cmd_sync(args: argparse.Namespace, svc: Services) -> int:
     return 1 if summary.errors else 0
 
 
+def cmd_mark(args: argparse.Namespace, svc: Services) -> int:
+    flag, value = {
+        "read": ("seen", True),
+        "unread": ("seen", False),
+        "flag": ("flagged", True),
+        "unflag": ("flagged", False),
+    }[next(k for k in ("read", "unread", "flag", "unflag") if getattr(args, k))]
+    n = svc.mark(args.ids, flag, value)
+    _out(f"changed {n} location(s); queued for the server")
+    return 0
+
+
+def cmd_move(args: argparse.Namespace, svc: Services) -> int:
+    n = svc.move(args.ids, args.folder, args.account)
+    _out(f"moved {n} message(s) to {args.folder}")
+    return 0
+
+
+def cmd_archive(args: argparse.Namespace, svc: Services) -> int:
+    _out(f"archived {svc.archive(args.ids)} message(s)")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, svc: Services) -> int:
+    _out(f"deleted {svc.delete(args.ids)} message(s)")
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace, svc: Services) -> int:
+    _out(f"undone: {svc.undo()}")
+    return 0
+
+
+def cmd_actions(args: argparse.Namespace, svc: Services) -> int:
+    if args.verb == "retry":
+        if args.id is None and not args.all:
+            raise UsageError("actions retry needs an ID or --all")
+        n = svc.retry_action(None if args.all else args.id)
+        _out(f"{n} action(s) will be tried now")
+        return 0
+    if args.verb == "discard":
+        if args.id is None:
+            raise UsageError("actions discard needs an ID")
+        svc.discard_action(args.id)
+        _out(f"discarded action {args.id}")
+        return 0
+    for a in svc.actions():
+        if args.json:
+            _json_line(
+                {
+                    "id": a.id,
+                    "account": a.account,
+                    "message_id": a.message_id,
+                    "folder": a.folder,
+                    "kind": a.kind,
+                    "change": a.summary,
+                    "state": a.state,
+                    "attempts": a.attempts,
+                    "next_attempt": a.next_attempt.isoformat() if a.next_attempt else None,
+                    "last_error": a.last_error,
+                }
+            )
+        else:
+            err = f"  ({a.last_error})" if a.last_error else ""
+            where = f"msg {a.message_id} in {a.folder}"
+            _out(f"{a.id:>6} {a.state:<8} {a.kind:<7} {where}: {a.summary}{err}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Services], int]] = {
+    "mark": cmd_mark,
+    "move": cmd_move,
+    "archive": cmd_archive,
+    "delete": cmd_delete,
+    "undo": cmd_undo,
+    "actions": cmd_actions,
     "sync": cmd_sync,
     "account": cmd_account,
     "folders": cmd_folders,

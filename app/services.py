@@ -7,17 +7,20 @@ resolved here, with one-line errors for the user (unknown account, unknown folde
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.errors import UsageError
 from app.profile import Profile
 from storage import accounts as acc
-from storage import queries
+from storage import actions, queries
 from storage.db import open_database, session_factory, session_scope
 from storage.dto import AccountInfo, FolderInfo, MessageDetail, MessageSummary
+from storage.models import Message
 
 
 class Services:
@@ -113,3 +116,93 @@ class Services:
         from storage.mime import extract_content
 
         return extract_content(self.raw(message_id)).text
+
+    # -- local-first changes ------------------------------------------------------------
+    # Each is one transaction: the local view changes and the actions that replay it
+    # on the server are queued together. The running worker is nudged to replay now.
+
+    def mark(self, ids: Sequence[int], flag: str, value: bool) -> int:
+        with self.session() as s:
+            changed = actions.set_flag(s, ids, flag, value, now=_now()).changed
+        self._nudge()
+        return changed
+
+    def move(self, ids: Sequence[int], folder: str, account: str | None = None) -> int:
+        with self.session() as s:
+            account_id: int | None = None
+            if account is not None:
+                account_id = acc.get_account(s, account).id
+            else:
+                owners = {s.get_one(Message, i).account_id for i in ids if s.get(Message, i)}
+                account_id = next(iter(owners)) if len(owners) == 1 else None
+            targets = acc.find_folder(s, account_id, folder)
+            if len(targets) != 1:
+                raise UsageError(f"folder {folder!r} exists in several accounts: add --account")
+            changed = actions.move(s, ids, targets[0], now=_now()).changed
+        self._nudge()
+        return changed
+
+    def archive(self, ids: Sequence[int]) -> int:
+        with self.session() as s:
+            changed = actions.archive(s, ids, now=_now()).changed
+        self._nudge()
+        return changed
+
+    def delete(self, ids: Sequence[int]) -> int:
+        with self.session() as s:
+            changed = actions.trash(s, ids, now=_now()).changed
+        self._nudge()
+        return changed
+
+    def undo(self) -> str:
+        with self.session() as s:
+            what = actions.undo(s, now=_now())
+        self._nudge()
+        return what
+
+    def actions(self, *, include_done: bool = False) -> list[actions.ActionInfo]:
+        with self.session() as s:
+            return actions.list_actions(s, include_done=include_done)
+
+    def retry_action(self, action_id: int | None) -> int:
+        with self.session() as s:
+            if action_id is None:
+                n = actions.retry_all(s, now=_now())
+            else:
+                actions.retry(s, action_id, now=_now())
+                n = 1
+        self._nudge()
+        return n
+
+    def discard_action(self, action_id: int) -> None:
+        with self.session() as s:
+            actions.discard(s, action_id)
+
+    def save_draft(self, account: str, raw: bytes, draft_key: str) -> int:
+        with self.session() as s:
+            mid = actions.save_draft(s, acc.get_account(s, account).id, raw, draft_key, now=_now())
+        self._nudge()
+        return mid
+
+    def discard_draft(self, account: str, draft_key: str) -> None:
+        with self.session() as s:
+            actions.discard_draft(s, acc.get_account(s, account).id, draft_key, now=_now())
+        self._nudge()
+
+    def _nudge(self) -> None:
+        """Tell a running sync worker of this profile to replay now (SIGUSR1)."""
+        import os
+        import signal
+
+        try:
+            pid = int((self.profile.home / WORKER_PID).read_text().strip())
+            os.kill(pid, signal.SIGUSR1)
+        except (OSError, ValueError):
+            pass
+
+
+WORKER_PID = "worker.pid"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

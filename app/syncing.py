@@ -144,6 +144,7 @@ class Watcher:
         self.emit = emit
         self.poll_interval = poll_interval
         self._stop = threading.Event()
+        self._wake = threading.Event()  # local changes to replay now
         self._conns: dict[str, ImapConnection] = {}
         self._lock = threading.Lock()
 
@@ -160,8 +161,13 @@ class Watcher:
             for t in threads:
                 t.join(timeout=0.2)
 
+    def nudge(self) -> None:
+        """Local changes were queued (SIGUSR1 from the app or the CLI): replay now."""
+        self._wake.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         with self._lock:
             for conn in self._conns.values():
                 conn.interrupt()
@@ -210,16 +216,19 @@ class Watcher:
             backoff.reset()
             last_poll = time.monotonic()
             while not self._stop.is_set():
+                if self._wake.is_set() and not self._stop.is_set():
+                    self._wake.clear()
+                    engine.replay()
                 inbox = engine.inbox()
                 if inbox is None or not conn.has_idle:
-                    self._stop.wait(max(0.0, self.poll_interval - (time.monotonic() - last_poll)))
+                    self._wake.wait(max(0.0, self.poll_interval - (time.monotonic() - last_poll)))
                 else:
                     conn.select(inbox.remote_name or inbox.name, readonly=True)
                     self.emit({"event": "state", "account": info.name, "state": "idle"})
                     wait = min(
                         IDLE_SLICE, max(0.0, self.poll_interval - (time.monotonic() - last_poll))
                     )
-                    if conn.idle(wait) and not self._stop.is_set():
+                    if conn.idle(wait, wake=self._wake) and not self._stop.is_set():
                         engine.sync_folder(engine.folder_state(inbox.id))
                         extract_new(self.services, info.id, self.emit, info.name)
                 if self._stop.is_set():

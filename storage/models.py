@@ -287,6 +287,24 @@ class Action(Base):
     undo_of: Mapped[int | None] = mapped_column(ForeignKey("actions.id", ondelete="SET NULL"))
 
 
+class UndoEntry(Base):
+    """One user operation that can be undone, with what undoing it means.
+
+    Apart from ``actions`` on purpose: actions are merged and replayed (read then
+    unread is no action at all), while undo walks back what the user did. Undoing
+    applies ``inverse`` as a new operation, which queues its own actions.
+    """
+
+    __tablename__ = "undo_log"
+
+    id: Mapped[intpk]
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    description: Mapped[str]
+    inverse: Mapped[str | None]  # JSON operation, None when it cannot be undone
+    undone: Mapped[bool_false]
+    created_at: Mapped[datetime]
+
+
 class Outbox(Base):
     """An outgoing message and its sending state machine."""
 

@@ -27,7 +27,7 @@ from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from storage.accounts import guess_role
-from storage.models import Folder, Message, MessageUid, Thread, table_of
+from storage.models import Action, Folder, Message, MessageUid, Thread, table_of
 
 _uids = table_of(MessageUid)
 
@@ -146,7 +146,27 @@ def remove_folder(session: Session, account_id: int, name: str) -> None:
 
 
 def local_uids(session: Session, folder_id: int) -> list[int]:
-    return list(session.scalars(select(MessageUid.uid).where(MessageUid.folder_id == folder_id)))
+    """UIDs stored for the folder; placeholders of pending moves (< 0) are not UIDs."""
+    return list(
+        session.scalars(
+            select(MessageUid.uid).where(MessageUid.folder_id == folder_id, MessageUid.uid > 0)
+        )
+    )
+
+
+def protected_uids(session: Session, folder_id: int) -> set[int]:
+    """UIDs whose message has a local change not yet replayed: sync keeps its flags."""
+    return set(
+        session.scalars(
+            select(MessageUid.uid)
+            .join(Action, Action.message_id == MessageUid.message_id)
+            .where(
+                MessageUid.folder_id == folder_id,
+                Action.folder_id == folder_id,
+                Action.state.in_(["pending", "running"]),
+            )
+        )
+    )
 
 
 def reset_folder(session: Session, folder_id: int, uidvalidity: int) -> int:

@@ -101,6 +101,8 @@ class AccountSync:
 
     def run(self, only_folder: str | None = None) -> AccountResult:
         result = AccountResult(self.account.name)
+        # Local changes first (RFC 4549): the server must see them before we read it.
+        self.replay()
         server = [
             syncstate.ServerFolder(_user_name(e.name, e.delimiter), e.name, e.delimiter, e.role)
             for e in self.conn.list_folders()
@@ -123,6 +125,18 @@ class AccountSync:
                     {"event": "folders_removed", "account": self.account.name, "folders": gone}
                 )
         return result
+
+    def replay(self) -> None:
+        from sync.replay import replay
+
+        replay(
+            self.factory,
+            self.account.id,
+            self.account.name,
+            self.conn,
+            emit=self.emit,
+            now=self.now,
+        )
 
     def inbox(self) -> syncstate.FolderSyncState | None:
         with session_scope(self.factory) as s:
@@ -185,6 +199,7 @@ class AccountSync:
             else:
                 syncstate.start_folder(s, folder.id, info.uidvalidity)
             have = syncstate.local_uids(s, folder.id)
+            protected = syncstate.protected_uids(s, folder.id)
 
         flag_updates: list[FlagUpdate] = []
         vanished: list[int] = list(info.vanished)
@@ -241,7 +256,7 @@ class AccountSync:
                     [
                         syncstate.FlagState(u.uid, u.flags, u.keywords, u.modseq)
                         for u in flag_updates
-                        if u.uid in known
+                        if u.uid in known and u.uid not in protected
                     ],
                 )
             res.flags_changed = len(changed)

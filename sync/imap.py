@@ -41,6 +41,13 @@ Decisions worth knowing:
   capability it waits the timeout and asks with NOOP instead.
 * ``interrupt()`` may be called from another thread: it shuts the socket down, so a
   blocked read (IDLE, a big FETCH) ends at once with ``ConnectionLost``.
+* Writes (``store_flags``, ``copy``, ``move``, ``expunge_uids``) work on the folder
+  selected with ``readonly=False`` and go out one command per compact UID set. Only
+  ``UID EXPUNGE`` of the exact UIDs is ever sent, never a bare EXPUNGE (it would also
+  remove messages another client marked \\Deleted): without MOVE, a move is UID COPY +
+  UID STORE + UID EXPUNGE, and without UIDPLUS moves and expunges are refused.
+  COPYUID/APPENDUID are read only when the server advertises UIDPLUS. A missing target
+  folder (NO [TRYCREATE]) is ``FolderGone``.
 * Special-use roles come from plain LIST: Dovecot, Gmail, Fastmail and Cyrus include
   the SPECIAL-USE attributes there.
 """
@@ -323,6 +330,95 @@ def _flag_update(resp: FetchResponse) -> FlagUpdate | None:
         return None
     flags, keywords = flag_names(resp.flags)
     return FlagUpdate(resp.uid, flags, keywords, resp.modseq)
+
+
+_FLAG_ATOMS: Final = {
+    "seen": b"\\Seen",
+    "flagged": b"\\Flagged",
+    "answered": b"\\Answered",
+    "draft": b"\\Draft",
+    "deleted": b"\\Deleted",
+}
+# A keyword is an IMAP atom: printable ASCII without atom-specials ( ) { % * " \ ].
+_KEYWORD = re.compile(r'[^\x00-\x20\x7f(){%*"\\\]]+')
+_COPYUID = re.compile(rb"\s*(\d+)\s+([0-9:,]+)\s+([0-9:,]+)")
+_APPENDUID = re.compile(rb"\s*(\d+)\s+(\d+)(?![0-9:,])")
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+
+def _flag_atoms(flags: Iterable[str]) -> list[bytes]:
+    """Our flag names (``seen`` ...) and keywords (``$Forwarded``) as IMAP flag atoms,
+    in order and without case-insensitive duplicates. ``\\Seen`` etc. are accepted as
+    spelled; ``\\Recent`` and other backslash names cannot be set and are refused."""
+    if isinstance(flags, str | bytes):
+        raise TypeError("flags must be a collection of flag names, not one string")
+    out: list[bytes] = []
+    seen: set[bytes] = set()
+    for flag in flags:
+        atom = _FLAG_ATOMS.get(flag)
+        if atom is None and flag.startswith("\\"):
+            atom = _FLAG_ATOMS.get(flag[1:].lower())
+            if atom is None:
+                raise ValueError(f"{flag!r} is not a flag a client can set")
+        if atom is None:
+            if not (flag.isascii() and _KEYWORD.fullmatch(flag)):
+                raise ValueError(f"{flag!r} is not a valid IMAP keyword")
+            atom = flag.encode("ascii")
+        if atom.lower() not in seen:
+            seen.add(atom.lower())
+            out.append(atom)
+    return out
+
+
+def _uid_sequence(text: bytes, limit: int) -> list[int] | None:
+    """A UID set in the order written (``5,1:3`` -> 5 1 2 3), as COPYUID pairs its two
+    sets element by element. None when it is malformed or longer than ``limit``."""
+    out: list[int] = []
+    for part in text.split(b","):
+        lo, sep, hi = part.partition(b":")
+        if not lo.isdigit() or (sep and not hi.isdigit()):
+            return None
+        a, b = int(lo), int(hi) if sep else int(lo)
+        a, b = min(a, b), max(a, b)
+        if a < 1 or len(out) + b - a + 1 > limit:
+            return None
+        out.extend(range(a, b + 1))
+    return out
+
+
+def _set_size(uid_set: str) -> int:
+    """How many UIDs a concrete set (``1:3,7``) names."""
+    size = 0
+    for part in uid_set.split(","):
+        lo, _, hi = part.partition(":")
+        size += abs(int(hi or lo) - int(lo)) + 1
+    return size
+
+
+def _copyuid(data: Iterable[object], limit: int) -> dict[int, int]:
+    """Old UID -> new UID from ``[COPYUID uidvalidity source-set dest-set]`` data.
+
+    A code whose two sets differ in length is a server bug: it is skipped rather than
+    guessed at (the messages *were* copied, so this must not raise)."""
+    mapping: dict[int, int] = {}
+    for item in data:
+        m = _COPYUID.match(item) if isinstance(item, bytes) else None
+        if not m:
+            continue
+        source = _uid_sequence(m.group(2), limit)
+        target = _uid_sequence(m.group(3), limit)
+        if source is not None and target is not None and len(source) == len(target):
+            mapping.update(zip(source, target, strict=True))
+    return mapping
+
+
+def _appenduid(data: Iterable[object]) -> int | None:
+    """The new UID from ``[APPENDUID uidvalidity uid]``."""
+    for item in data:
+        m = _APPENDUID.match(item) if isinstance(item, bytes) else None
+        if m:
+            return int(m.group(2))
+    return None
 
 
 # -------------------------------------------------------------- the session
@@ -721,10 +817,220 @@ class ImapConnection:
                     ur.clear()
         return responses, sorted(set(vanished))
 
+    # -------------------------------------------------------------- writing
+
+    def store_flags(
+        self, uids: Sequence[int], flags: Iterable[str], *, add: bool, silent: bool = True
+    ) -> None:
+        """``UID STORE uids +FLAGS.SILENT (...)`` (``add=False``: ``-FLAGS``) on the
+        folder selected with ``readonly=False``.
+
+        ``flags``: ``seen flagged answered draft deleted`` (mapped to ``\\Seen`` etc.)
+        or keywords as spelled (``$Forwarded``). One command per compact UID set (split
+        when long). Idempotent; UIDs the server no longer has are ignored.
+        """
+        atoms = _flag_atoms(flags)
+        uid_sets = format_uid_sets(uids)
+        if not atoms or not uid_sets:
+            return
+        self._require_selected("STORE", writable=True)
+        item = b"%sFLAGS%s" % (b"+" if add else b"-", b".SILENT" if silent else b"")
+        with self._guard("STORE") as imap:
+            for uid_set in uid_sets:
+                self._store(imap, uid_set, item, atoms)
+
+    def copy(self, uids: Sequence[int], target: str) -> dict[int, int]:
+        """``UID COPY`` to ``target`` (decoded name, as the server spells it).
+
+        Returns old UID -> new UID from COPYUID when the server has UIDPLUS (else an
+        empty dict). Raises FolderGone when ``target`` does not exist.
+        """
+        uid_sets = format_uid_sets(uids)
+        if not uid_sets:
+            return {}
+        self._require_selected("COPY", writable=False)
+        mapping: dict[int, int] = {}
+        with self._guard("COPY") as imap:
+            for uid_set in uid_sets:
+                mapping.update(self._transfer(imap, "COPY", uid_set, target))
+        return mapping
+
+    def move(self, uids: Sequence[int], target: str) -> dict[int, int]:
+        """Move to ``target``: ``UID MOVE`` when the server has MOVE, else ``UID COPY``,
+        ``UID STORE +FLAGS.SILENT (\\Deleted)`` and ``UID EXPUNGE`` of exactly those
+        UIDs (never a bare EXPUNGE, which would also remove what others marked deleted).
+
+        Returns old UID -> new UID where the server says (COPYUID, with UIDPLUS).
+        Raises FolderGone when ``target`` does not exist, and ProtocolError -- before
+        anything is copied -- on a server with neither MOVE nor UIDPLUS.
+        """
+        uid_sets = format_uid_sets(uids)
+        if not uid_sets:
+            return {}
+        self._require_selected("MOVE", writable=True)
+        if not self.has_move:
+            self._require_uidplus("it has neither MOVE nor UIDPLUS")
+        mapping: dict[int, int] = {}
+        with self._guard("MOVE") as imap:
+            for uid_set in uid_sets:
+                if self.has_move:
+                    mapping.update(self._transfer(imap, "MOVE", uid_set, target))
+                    continue
+                # Set by set, so that a failure leaves at most one set copied but not
+                # yet removed here.
+                mapping.update(self._transfer(imap, "COPY", uid_set, target))
+                self._store(imap, uid_set, b"+FLAGS.SILENT", [b"\\Deleted"])
+                self._uid_expunge(imap, uid_set)
+        return mapping
+
+    def expunge_uids(self, uids: Sequence[int]) -> None:
+        """``UID STORE +FLAGS.SILENT (\\Deleted)`` then ``UID EXPUNGE`` of exactly
+        ``uids``: messages others marked deleted stay. Needs UIDPLUS (ProtocolError
+        without it); never sends a bare EXPUNGE."""
+        uid_sets = format_uid_sets(uids)
+        if not uid_sets:
+            return
+        self._require_selected("EXPUNGE", writable=True)
+        self._require_uidplus("it lacks UIDPLUS")
+        with self._guard("EXPUNGE") as imap:
+            for uid_set in uid_sets:
+                self._store(imap, uid_set, b"+FLAGS.SILENT", [b"\\Deleted"])
+                self._uid_expunge(imap, uid_set)
+
+    def append(
+        self,
+        folder: str,
+        raw: bytes,
+        *,
+        flags: Iterable[str] = (),
+        internal_date: datetime | None = None,
+    ) -> int | None:
+        """APPEND ``raw`` to ``folder`` (need not be selected); the new UID from
+        APPENDUID when the server has UIDPLUS, else None.
+
+        ``flags`` as for :meth:`store_flags`; ``internal_date`` must be aware. Bare LF
+        line ends are sent as CRLF (IMAP requires CRLF; Dovecot converts them anyway).
+        Raises FolderGone when ``folder`` does not exist.
+        """
+        if not raw:
+            raise ValueError("cannot append an empty message")
+        atoms = _flag_atoms(flags)
+        args: list[bytes] = [_mailbox(folder)]
+        if atoms:
+            args.append(b"(" + b" ".join(atoms) + b")")
+        if internal_date is not None:
+            if internal_date.utcoffset() is None:
+                raise ValueError("append(internal_date=...) must be an aware datetime")
+            args.append(imaplib.Time2Internaldate(internal_date).encode("ascii"))
+        literal = _BARE_LF.sub(b"\r\n", raw)
+        with self._guard("APPEND") as imap:
+            ur = imap.untagged_responses
+            ur.clear()
+            try:
+                imap.literal = literal  # imaplib sends it as {n} after the arguments
+                typ, data = imap._simple_command("APPEND", *args)
+                self._check_target(typ, data, "APPEND", folder)
+                return _appenduid(ur.get("APPENDUID", ())) if self.has_uidplus else None
+            finally:
+                imap.literal = None
+                ur.clear()
+
+    def find_by_message_id(self, message_id: str) -> list[int]:
+        """UIDs in the selected folder whose Message-ID is ``message_id`` (given
+        without ``<>``), ascending.
+
+        ``UID SEARCH HEADER Message-ID <id>``; the hits are checked against the
+        Message-ID header itself, since HEADER search matches substrings (and, on
+        servers with full-text search, tokens).
+        """
+        wanted = message_id.strip()
+        if wanted.startswith("<") and wanted.endswith(">"):
+            wanted = wanted[1:-1].strip()
+        if not wanted or any(c in wanted for c in "<>\r\n\0"):
+            raise ValueError(f"not a Message-ID: {message_id!r}")
+        self._require_selected("SEARCH", writable=False)
+        key = f"<{wanted}>".encode()
+        if key.isascii():
+            hits = self._search(b"HEADER Message-ID " + _quote(key))
+        else:
+            # 8-bit text must go as a literal; imaplib appends it as the last argument.
+            self._imap.literal = key
+            try:
+                hits = self._search(b"CHARSET UTF-8 HEADER Message-ID")
+            finally:
+                self._imap.literal = None
+        if not hits:
+            return []
+        headers = self.fetch_headers(hits)
+        return [uid for uid in hits if uid in headers and headers[uid][0] == wanted]
+
+    def _store(self, imap: Any, uid_set: str, item: bytes, atoms: Sequence[bytes]) -> None:
+        ur = imap.untagged_responses
+        ur.clear()
+        try:
+            typ, data = imap._simple_command(
+                "UID", "STORE", uid_set.encode("ascii"), item, b"(" + b" ".join(atoms) + b")"
+            )
+            # EXPUNGEISSUED: some were expunged meanwhile -- nothing left to flag there.
+            if typ != "OK" and _response_code(data) != "EXPUNGEISSUED":
+                self._check(typ, data, "STORE")
+        finally:
+            ur.clear()
+
+    def _transfer(self, imap: Any, verb: str, uid_set: str, target: str) -> dict[int, int]:
+        """One ``UID COPY``/``UID MOVE``; COPYUID comes tagged (COPY) or in an untagged
+        OK (MOVE) -- imaplib files both under "COPYUID"."""
+        ur = imap.untagged_responses
+        ur.clear()
+        try:
+            typ, data = imap._simple_command("UID", verb, uid_set.encode("ascii"), _mailbox(target))
+            self._check_target(typ, data, verb, target)
+            if not self.has_uidplus:
+                return {}
+            return _copyuid(ur.get("COPYUID", ()), _set_size(uid_set))
+        finally:
+            ur.clear()
+
+    def _uid_expunge(self, imap: Any, uid_set: str) -> None:
+        ur = imap.untagged_responses
+        ur.clear()
+        try:
+            typ, data = imap._simple_command("UID", "EXPUNGE", uid_set.encode("ascii"))
+            self._check(typ, data, "UID EXPUNGE")
+        finally:
+            ur.clear()
+
+    def _check_target(self, typ: str, data: object, command: str, folder: str) -> None:
+        if typ != "OK" and _response_code(data) in ("TRYCREATE", "NONEXISTENT"):
+            raise FolderGone(
+                f"folder {folder} does not exist on {self._cfg.host}", account=self._account
+            )
+        self._check(typ, data, command)
+
+    def _require_selected(self, command: str, *, writable: bool) -> None:
+        """A programming error unless a folder is selected (writable when asked).
+        On a closed or dead connection the command's guard raises ConnectionLost."""
+        if self._closed or self._dead is not None:
+            return
+        if self._selected is None:
+            raise ValueError(f"{command} needs a selected folder; call select() first")
+        if writable and self._imap.is_readonly:
+            raise ValueError(
+                f"{command} needs folder {self._selected} selected with readonly=False"
+            )
+
+    def _require_uidplus(self, why: str) -> None:
+        if not self.has_uidplus:
+            raise ProtocolError(
+                f"server {self._cfg.host} cannot expunge single messages safely ({why})",
+                account=self._account,
+            )
+
     # ------------------------------------------------------------ waiting
 
-    def idle(self, timeout: float) -> bool:
-        """IDLE until the server reports a change or ``timeout`` seconds pass.
+    def idle(self, timeout: float, wake: threading.Event | None = None) -> bool:
+        """IDLE until the server reports a change or ``timeout`` seconds pass, or
+        ``wake`` is set (another thread has local work to send).
 
         Always ends IDLE (DONE) before returning. True when the server reported
         EXISTS, EXPUNGE, FETCH or VANISHED.
@@ -751,8 +1057,12 @@ class ImapConnection:
                 while not any(k in ur for k in _CHANGE_RESPONSES):
                     self._check_bye(ur)
                     left = deadline - time.monotonic()
-                    if left <= 0 or not self._readable(left):
+                    if left <= 0 or (wake is not None and wake.is_set()):
                         break
+                    if not self._readable(left if wake is None else min(left, 0.25)):
+                        if wake is None:
+                            break
+                        continue
                     imap._get_response()
                     if imap.tagged_commands.get(tag):
                         break  # the server ended IDLE on its own
