@@ -13,6 +13,7 @@ Read-only except :func:`touch`, which records that the folders were checked.
 from __future__ import annotations
 
 import sqlite3
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,7 +51,7 @@ def load(path: Path) -> list[QuickAccount] | None:
     """IMAP accounts and their folders, or None when the full path must run.
 
     None when the database is missing, not at the newest schema, or holds unfinished
-    work (content not yet extracted).
+    work (content not yet extracted, local changes due for replay).
     """
     if not path.exists():
         return None
@@ -64,6 +65,13 @@ def load(path: Path) -> list[QuickAccount] | None:
             return None
         if conn.execute("SELECT 1 FROM messages WHERE content_state = 0 LIMIT 1").fetchone():
             return None
+        due = conn.execute(
+            "SELECT 1 FROM actions WHERE state = 'pending'"
+            " AND (next_attempt IS NULL OR next_attempt <= ?) LIMIT 1",
+            (int(time.time()),),
+        ).fetchone()
+        if due:
+            return None  # local changes to replay first
         accounts = []
         for a in conn.execute(
             "SELECT id, name, email, display_name, kind, imap_host, imap_port, imap_security,"

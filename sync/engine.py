@@ -271,16 +271,27 @@ class AccountSync:
                 )
         if to_fetch:
             self._fetch(folder, to_fetch, res)
-        self._done(folder, info, res)
+        held_back = any(u.uid in protected for u in flag_updates)
+        self._done(folder, info, res, held_back=held_back)
 
-    def _done(self, folder: syncstate.FolderSyncState, info: SelectInfo, res: FolderResult) -> None:
+    def _done(
+        self,
+        folder: syncstate.FolderSyncState,
+        info: SelectInfo,
+        res: FolderResult,
+        *,
+        held_back: bool = False,
+    ) -> None:
+        # When flags of messages with pending local changes were held back, keep the
+        # old HIGHESTMODSEQ: the next sync asks for those changes again, after replay.
+        modseq = folder.highestmodseq if held_back else info.highestmodseq
         with session_scope(self.factory) as s:
             syncstate.mark_synced(
                 s,
                 folder.id,
                 uidvalidity=info.uidvalidity,
                 uidnext=info.uidnext,
-                highestmodseq=info.highestmodseq,
+                highestmodseq=modseq,
                 when=self.now(),
             )
         self.emit(

@@ -840,7 +840,8 @@ class ImapConnection:
                 self._store(imap, uid_set, item, atoms)
 
     def copy(self, uids: Sequence[int], target: str) -> dict[int, int]:
-        """``UID COPY`` to ``target`` (decoded name, as the server spells it).
+        """``UID COPY`` from the selected folder (EXAMINE is enough) to ``target``
+        (decoded name, as the server spells it).
 
         Returns old UID -> new UID from COPYUID when the server has UIDPLUS (else an
         empty dict). Raises FolderGone when ``target`` does not exist.

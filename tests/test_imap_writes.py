@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 import pytest
 
 from sync.errors import ConnectionLost, FolderGone, ProtocolError
-from sync.imap import FlagUpdate, ImapConnection, ServerConfig
+from sync.imap import FlagUpdate, ImapConnection, ServerConfig, _appenduid, _copyuid
 from tests.mailmaker import mail
 from tests.servers.dovecot import DEFAULT_CAPABILITIES, Dovecot
 
@@ -138,6 +138,23 @@ def bare_expunges(commands: list[str]) -> list[str]:
     return [c for c in commands if re.match(r"(?i)EXPUNGE\b", c)]
 
 
+# ------------------------------------------------- response codes (no server)
+
+
+def test_copyuid_and_appenduid_byte_table() -> None:
+    # The two sets pair up element by element, in the order written (RFC 4315).
+    assert _copyuid([b"17 5,1:3 10:13"], 4) == {5: 10, 1: 11, 2: 12, 3: 13}
+    # imaplib's greedy response-code pattern may leave text behind the sets.
+    assert _copyuid([b"17 1:2 7:8] Moved [sic", b"17 3 9"], 2) == {1: 7, 2: 8, 3: 9}
+    assert _copyuid([b"17 4,6 20:21", b"17 7 22"], 2) == {4: 20, 6: 21, 7: 22}
+    assert _copyuid([b"17 1:3 10:11"], 3) == {}  # lengths differ: a server bug, skipped
+    assert _copyuid([b"17 1:4294967295 1:4294967295"], 3) == {}  # more than was asked
+    assert _copyuid([b"garbage", None, b"17 0 5"], 3) == {}
+    assert _appenduid([b"1700000000 42"]) == 42
+    assert _appenduid([b"1700000000 42:43"]) is None  # MULTIAPPEND set: not one UID
+    assert _appenduid([None, b"nonsense"]) is None
+
+
 # -------------------------------------------------------------- store_flags
 
 
@@ -220,7 +237,7 @@ def test_store_flags_refuses_bad_flags(dovecot: Dovecot, connect: Connect) -> No
     conn = connect(dovecot)
     conn.select("INBOX", readonly=False)
     for bad in (["\\Recent"], ["\\Whatever"], ["two words"], ["(x)"], ["Über"], [""]):
-        with pytest.raises(ValueError, match="flag|keyword"):
+        with pytest.raises(ValueError, match=r"flag|keyword"):
             conn.store_flags([1], bad, add=True)
     with pytest.raises(TypeError):
         conn.store_flags([1], "seen", add=True)  # one string, not a list of names
@@ -257,11 +274,13 @@ def test_copy_returns_the_copyuid_mapping_and_the_bytes_arrive(
     dovecot.deliver_many(raws)
     dovecot.deliver(message(100), folder="Dest")  # so that new UIDs differ from old ones
     conn, observer = connect(dovecot), connect(dovecot)
+    assert uids_in(observer, "Dest") == [1]  # Dovecot numbers Maildir files when it looks
     conn.select("INBOX", readonly=False)
-    assert conn.copy([1, 3, 4], "Dest") == {1: 2, 3: 3, 4: 4}
+    mapping = conn.copy([1, 3, 4], "Dest")
+    assert mapping == {1: 2, 3: 3, 4: 4}
     observer.select("Dest")
     got = {m.uid: m.raw for m in observer.fetch_messages([1, 2, 3, 4])}
-    assert got == {1: message(100), 2: raws[0], 3: raws[2], 4: raws[3]}
+    assert got == {1: message(100)} | {new: raws[old - 1] for old, new in mapping.items()}
     assert uids_in(observer, "INBOX") == [1, 2, 3, 4]  # the source keeps them
     assert conn.copy([], "Dest") == {}
 
@@ -405,6 +424,7 @@ def test_append_returns_the_appenduid_and_the_exact_bytes(
     assert b"\n" not in raw.replace(b"\r\n", b"")
     when = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
     conn, observer = connect(dovecot), connect(dovecot)
+    assert uids_in(observer, "Sent") == [1]  # Dovecot numbers Maildir files when it looks
     uid = conn.append("Sent", raw, flags=["seen", "$Forwarded"], internal_date=when)
     assert uid == 2
     assert conn.append("Sent", message(2)) == 3
@@ -454,7 +474,7 @@ def test_append_refuses_bad_arguments(dovecot: Dovecot, connect: Connect) -> Non
     with pytest.raises(ValueError, match="empty"):
         conn.append("INBOX", b"")
     with pytest.raises(ValueError, match="aware"):
-        conn.append("INBOX", message(1), internal_date=datetime(2026, 1, 1))  # noqa: DTZ001
+        conn.append("INBOX", message(1), internal_date=datetime(2026, 1, 1))
     with pytest.raises(ValueError, match="keyword"):
         conn.append("INBOX", message(1), flags=["no good"])
     assert uids_in(conn, "INBOX") == []
