@@ -285,3 +285,37 @@ def test_kill_9_during_replay_applies_nothing_twice(
         assert (
             s.scalar(select(func.count()).select_from(Action).where(Action.state == "pending")) == 0
         )
+
+
+def test_watch_replays_a_local_change_right_away(
+    cli, services: Services, home: Path, switched
+) -> None:
+    from tests.test_sync import _events_until
+
+    server, _switch = switched
+    ids = _ids(cli)
+    exe = Path(sys.executable).parent / "tidings"
+    proc = subprocess.Popen(
+        [exe, "--home", str(home), "sync", "--watch", "--events", "--poll", "3600"],
+        env=dict(os.environ, **{PASSWORD_ENV: "secret"}),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _events_until(proc, "idle", 30)
+        assert (home / "worker.pid").read_text().strip() == str(proc.pid)
+        t0 = time.monotonic()
+        assert cli("mark", str(ids["message 3"]), "--flag").code == 0  # nudges the worker
+        _events_until(proc, "actions_replayed", 10)
+        print(f"\nlocal change on the server after {time.monotonic() - t0:.2f} s")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        assert proc.stdout is not None
+        assert proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+    assert not (home / "worker.pid").exists()
+    flagged = [flags for raw, flags in server_state(server)["INBOX"].values() if b"text 3" in raw]
+    assert flagged == [frozenset({"flagged"})]
