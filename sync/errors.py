@@ -13,7 +13,7 @@
     ├── ConnectionLost(SyncError, ConnectionError)
     │                                  the connection dropped mid-session (reset, EOF, BYE,
     │                                  timeout mid-command); reconnect and carry on
-    └── FolderGone                     a folder (SELECT, or the target of COPY, MOVE, APPEND) does not exist
+    └── FolderGone                     a folder to SELECT, COPY, MOVE or APPEND to is gone
 
 Why a tree of our own: callers (the sync runner, the CLI, the GUI via the worker's
 events) decide by class -- retry later (``ServerUnreachable``, ``ConnectionLost``), ask
