@@ -270,17 +270,7 @@ def trash(session: Session, message_ids: Sequence[int], *, now: datetime) -> OpR
             res = move(session, elsewhere, target.id, now=now, verb="deleted")
             total, last_undo = total + res.changed, res.undo_id or last_undo
         for loc in trash_locs:
-            session.add(
-                Action(
-                    account_id=account_id,
-                    message_id=loc.message_id,
-                    folder_id=loc.folder_id,
-                    kind="expunge",
-                    payload=json.dumps({"uid": loc.uid if loc.uid > 0 else None}),
-                    created_at=now,
-                    next_attempt=now,
-                )
-            )
+            _queue_expunge(session, account_id, loc, now)
             session.delete(loc)
             total += 1
         if in_trash:
@@ -643,6 +633,21 @@ def landed(session: Session, action_id: int, folder_id: int, new_uid: int | None
 # -- drafts ---------------------------------------------------------------------------
 
 
+def _queue_expunge(session: Session, account_id: int, loc: MessageUid, now: datetime) -> None:
+    """Queue deleting a location for good on the server (UID STORE \\Deleted + UID EXPUNGE)."""
+    session.add(
+        Action(
+            account_id=account_id,
+            message_id=loc.message_id,
+            folder_id=loc.folder_id,
+            kind="expunge",
+            payload=json.dumps({"uid": loc.uid if loc.uid > 0 else None}),
+            created_at=now,
+            next_attempt=now,
+        )
+    )
+
+
 def _drafts_folder(session: Session, account_id: int) -> Folder:
     folder = folder_with_role(session, account_id, ("drafts",))
     if folder is None:
@@ -665,17 +670,7 @@ def _forget_draft(
             )
         ):
             if loc.uid > 0:
-                session.add(
-                    Action(
-                        account_id=account_id,
-                        message_id=loc.message_id,
-                        folder_id=folder.id,
-                        kind="expunge",
-                        payload=json.dumps({"uid": loc.uid}),
-                        created_at=now,
-                        next_attempt=now,
-                    )
-                )
+                _queue_expunge(session, account_id, loc, now)
             session.delete(loc)
         if old.state in ("pending", "failed"):
             session.delete(old)
