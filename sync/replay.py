@@ -148,7 +148,10 @@ def _replay_folder(
                 _find_landed(factory, conn, d, result)
             else:
                 moves.setdefault(d.target, []).append(d)
-    for target, group in moves.items():
+    for target, wanted in moves.items():
+        group = wanted if conn.has_move else _skip_copied(factory, conn, wanted, target, result)
+        if not group:
+            continue
         try:
             mapping = conn.move([d.uid for d in group if d.uid], target)
         except FolderGone as exc:
@@ -180,6 +183,38 @@ def _replay_folder(
     for d in items:
         if d.kind == "append":
             _append(factory, conn, d, result)
+
+
+def _skip_copied(
+    factory: sessionmaker[Session],
+    conn: ImapConnection,
+    group: list[actions.Due],
+    target: str,
+    result: ReplayResult,
+) -> list[actions.Due]:
+    """Without MOVE a move is COPY, STORE \\Deleted, UID EXPUNGE: a crash between COPY
+    and EXPUNGE leaves the copy made. Finish those (expunge the source only) instead of
+    copying again, so a replay never duplicates a message."""
+    source = group[0].folder
+    conn.select(target, readonly=False)
+    copied: dict[int, int] = {}
+    for d in group:
+        if d.header_id and d.uid:
+            found = conn.find_by_message_id(d.header_id)
+            if found:
+                copied[d.id] = max(found)
+    conn.select(source, readonly=False)
+    if not copied:
+        return group
+    done = [d for d in group if d.id in copied]
+    conn.expunge_uids([d.uid for d in done if d.uid])
+    with session_scope(factory) as s:
+        for d in done:
+            if d.target_id is not None:
+                actions.landed(s, d.id, d.target_id, copied[d.id])
+            actions.mark_done(s, d.id)
+    result.done += len(done)
+    return [d for d in group if d.id not in copied]
 
 
 def _find_landed(

@@ -26,6 +26,8 @@ from tests.test_sync import PASSWORD_ENV, assert_converged, server_state
 
 pytestmark = pytest.mark.usefixtures("dovecot_available")
 
+NO_MOVE = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ SPECIAL-USE UIDPLUS CONDSTORE QRESYNC"
+
 
 class _Switch:
     """A TCP forwarder to the server that can be switched off and on (server 'down')."""
@@ -319,3 +321,20 @@ def test_watch_replays_a_local_change_right_away(
     assert not (home / "worker.pid").exists()
     flagged = [flags for raw, flags in server_state(server)["INBOX"].values() if b"text 3" in raw]
     assert flagged == [frozenset({"flagged"})]
+
+
+@pytest.mark.parametrize("dovecot", [NO_MOVE], indirect=True, ids=["no-MOVE"])
+def test_replay_after_a_crash_between_copy_and_expunge_does_not_duplicate(
+    cli, services: Services, switched
+) -> None:
+    server, _switch = switched
+    ids = _ids(cli)
+    assert cli("move", str(ids["message 2"]), "Projekte").code == 0
+    # The previous run died after UID COPY, before STORE \Deleted + UID EXPUNGE.
+    uid = next(u for u, (raw, _) in server_state(server)["INBOX"].items() if b"text 2" in raw)
+    server.doveadm("copy", "-u", "alice", "Projekte", "mailbox", "INBOX", "uid", str(uid))
+    assert cli("sync").code == 0
+    remote = server_state(server)
+    assert len(remote["Projekte"]) == 1
+    assert uid not in remote["INBOX"]
+    assert_converged(services, server)
