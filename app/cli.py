@@ -17,6 +17,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from app.errors import SecretError, TidingsError, UsageError
@@ -24,7 +25,7 @@ from storage.errors import StorageError
 from sync.errors import SyncError
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from datetime import datetime
 
     from app.services import Services
     from storage.dto import FolderInfo, MessageDetail, MessageSummary
@@ -131,6 +132,34 @@ def build_parser() -> argparse.ArgumentParser:
     ac.add_argument("id", nargs="?", type=_positive, metavar="ID")
     ac.add_argument("--all", action="store_true", help="with retry: every waiting or failed one")
     ac.add_argument("--json", action="store_true")
+
+    se = sub.add_parser("send", help="compose a message into the outbox (and send it)")
+    se.add_argument("--account", required=True, metavar="NAME")
+    se.add_argument("--to", nargs="+", default=[], metavar="ADDR")
+    se.add_argument("--cc", nargs="+", default=[], metavar="ADDR")
+    se.add_argument("--bcc", nargs="+", default=[], metavar="ADDR")
+    se.add_argument("--subject", metavar="S")
+    body = se.add_mutually_exclusive_group()
+    body.add_argument("--body", metavar="TEXT")
+    body.add_argument("--body-file", metavar="F")
+    body.add_argument("--html-file", metavar="F")
+    se.add_argument("--attach", nargs="+", default=[], metavar="F")
+    ref = se.add_mutually_exclusive_group()
+    ref.add_argument("--reply-to-id", type=_positive, metavar="ID")
+    ref.add_argument("--reply-all-to-id", type=_positive, metavar="ID")
+    ref.add_argument("--forward-id", type=_positive, metavar="ID")
+    ref.add_argument("--forward-as-attachment-id", type=_positive, metavar="ID")
+    when = se.add_mutually_exclusive_group()
+    when.add_argument(
+        "--at", metavar="ISO8601", help="send later (local time unless a zone is given)"
+    )
+    when.add_argument("--now", action="store_true", help="skip the undo window and try at once")
+
+    ob = sub.add_parser("outbox", help="outgoing mail: list, cancel, retry")
+    ob.add_argument("verb", nargs="?", choices=("cancel", "retry"))
+    ob.add_argument("id", nargs="?", type=_positive, metavar="ID")
+    ob.add_argument("--all", action="store_true", help="with retry: every waiting or failed one")
+    ob.add_argument("--json", action="store_true")
 
     sub.add_parser("demo", help="create (or refresh) the demo profile")
     return p
@@ -623,7 +652,139 @@ def cmd_actions(args: argparse.Namespace, svc: Services) -> int:
     return 0
 
 
+def _read_file(path: str, what: str) -> bytes:
+    from pathlib import Path
+
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {what} {path}: {exc.strerror or exc}") from exc
+
+
+def _send_time(value: str | None, now: bool) -> datetime | None:
+    from datetime import UTC, datetime
+
+    if now:
+        return datetime.now(UTC)
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"not an ISO 8601 time: {value!r} (e.g. 2026-12-01T09:00)") from None
+    return when if when.tzinfo else when.astimezone()
+
+
+def cmd_send(args: argparse.Namespace, svc: Services) -> int:
+    from dataclasses import replace
+
+    from app import compose
+
+    account = svc.account(args.account)
+    identity = compose.Identity(account.email, account.display_name)
+    text: str | None = args.body
+    html: str | None = None
+    if args.body_file:
+        text = _read_file(args.body_file, "body file").decode("utf-8", "replace")
+    if args.html_file:
+        html = _read_file(args.html_file, "HTML file").decode("utf-8", "replace")
+    attachments = tuple(compose.load_attachment(p) for p in args.attach)
+    original_id = (
+        args.reply_to_id or args.reply_all_to_id or args.forward_id or args.forward_as_attachment_id
+    )
+    if original_id:
+        original = svc.raw(original_id)
+        if args.reply_to_id or args.reply_all_to_id:
+            draft = compose.reply(
+                identity, original, reply_all=bool(args.reply_all_to_id), text=text or "", html=html
+            )
+        else:
+            draft = compose.forward(
+                identity,
+                original,
+                as_attachment=bool(args.forward_as_attachment_id),
+                text=text or "",
+            )
+    else:
+        draft = compose.Draft(text=text if text is not None or html else "", html=html)
+    draft = replace(
+        draft,
+        to=compose.parse_recipients(args.to) if args.to else draft.to,
+        cc=compose.parse_recipients(args.cc) if args.cc else draft.cc,
+        bcc=compose.parse_recipients(args.bcc),
+        subject=args.subject if args.subject is not None else draft.subject,
+        attachments=draft.attachments + attachments,
+    )
+    built = compose.build(identity, draft)
+    send_at = _send_time(args.at, args.now)
+    item = svc.queue_mail(
+        account.name,
+        raw=built.raw,
+        message_id=built.message_id,
+        sender=built.sender,
+        recipients=built.recipients,
+        subject=draft.subject,
+        send_at=send_at,
+        reply_to_message=original_id if (args.reply_to_id or args.reply_all_to_id) else None,
+    )
+    to = ", ".join(built.recipients)
+    if args.now:
+        from app.syncing import send_outbox
+
+        send_outbox(svc, account, None, lambda event: None)
+        [info] = [o for o in svc.outbox() if o.id == item]
+        if info.state == "sent":
+            refused = f" (refused: {', '.join(info.refused)})" if info.refused else ""
+            _out(f"sent message {item} to {to}{refused}")
+            return 0
+        reason = f": {info.last_error}" if info.last_error else ""
+        _out(f"message {item} is {info.state}{reason}; it stays in the outbox")
+        return 0 if info.state != "failed" else 1
+    when = "after the undo window" if send_at is None else f"at {send_at.isoformat()}"
+    _out(f"queued message {item} to {to}: leaves {when} (undo: tidings outbox cancel {item})")
+    return 0
+
+
+def cmd_outbox(args: argparse.Namespace, svc: Services) -> int:
+    if args.verb == "cancel":
+        if args.id is None:
+            raise UsageError("outbox cancel needs an ID")
+        svc.cancel_outgoing(args.id)
+        _out(f"cancelled message {args.id}")
+        return 0
+    if args.verb == "retry":
+        if args.id is None and not args.all:
+            raise UsageError("outbox retry needs an ID or --all")
+        _out(f"{svc.retry_outgoing(None if args.all else args.id)} message(s) due now")
+        return 0
+    for o in svc.outbox():
+        if args.json:
+            _json_line(
+                {
+                    "id": o.id,
+                    "account": o.account,
+                    "state": o.state,
+                    "attempts": o.attempts,
+                    "next_attempt": o.next_attempt.isoformat() if o.next_attempt else None,
+                    "send_at": o.send_at.isoformat() if o.send_at else None,
+                    "last_error": o.last_error,
+                    "last_reply": o.last_reply,
+                    "message_id": o.message_id,
+                    "to": list(o.to),
+                    "subject": o.subject,
+                    "refused": o.refused,
+                    "sent_at": o.sent_at.isoformat() if o.sent_at else None,
+                }
+            )
+        else:
+            err = f"  ({o.last_error})" if o.last_error else ""
+            _out(f"{o.id:>6} {o.state:<9} {_clip(o.subject, 40):<40} {', '.join(o.to)}{err}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Services], int]] = {
+    "send": cmd_send,
+    "outbox": cmd_outbox,
     "mark": cmd_mark,
     "move": cmd_move,
     "archive": cmd_archive,

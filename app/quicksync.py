@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sync.smtp import SmtpConfig
+
 from app import secrets
 from app.errors import TidingsError
 from storage import quickstate
@@ -37,6 +39,21 @@ def server_config(account: AccountInfo) -> ServerConfig:
         security=account.imap_security or "ssl",
         username=account.username or account.email,
         secret=secrets.get_secret(account),
+        auth=account.auth,
+        ca_file=account.ca_file,
+    )
+
+
+def smtp_config(account: AccountInfo) -> SmtpConfig:
+    if not account.smtp_host or not account.smtp_port:
+        raise TidingsError(f"account {account.name} has no SMTP server to send with")
+    needs_login = account.secret_source != "none"
+    return SmtpConfig(
+        host=account.smtp_host,
+        port=account.smtp_port,
+        security=account.smtp_security or "ssl",
+        username=(account.username or account.email) if needs_login else None,
+        secret=secrets.get_secret(account) if needs_login else None,
         auth=account.auth,
         ca_file=account.ca_file,
     )

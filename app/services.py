@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.errors import UsageError
 from app.profile import Profile
 from storage import accounts as acc
-from storage import actions, queries
+from storage import actions, outbox, queries
 from storage.db import open_database, session_factory, session_scope
 from storage.dto import AccountInfo, FolderInfo, MessageDetail, MessageSummary
 from storage.models import Message
@@ -188,6 +188,53 @@ class Services:
         with self.session() as s:
             actions.discard_draft(s, acc.get_account(s, account).id, draft_key, now=_now())
         self._nudge()
+
+    # -- outbox ---------------------------------------------------------------------------
+
+    def queue_mail(
+        self,
+        account: str,
+        *,
+        raw: bytes,
+        message_id: str,
+        sender: str,
+        recipients: Sequence[str],
+        subject: str,
+        send_at: datetime | None = None,
+        reply_to_message: int | None = None,
+    ) -> int:
+        """Put a built message in the outbox; it leaves after the undo window (or at
+        ``send_at``)."""
+        now = _now()
+        with self.session() as s:
+            item = outbox.enqueue(
+                s,
+                account_id=acc.get_account(s, account).id,
+                raw=raw,
+                message_id=message_id,
+                sender=sender,
+                recipients=recipients,
+                subject=subject,
+                send_at=send_at or now + outbox.UNDO_WINDOW,
+                now=now,
+                reply_to_message=reply_to_message,
+            )
+        self._nudge()
+        return item
+
+    def outbox(self, *, include_sent: bool = True) -> list[outbox.OutboxInfo]:
+        with self.session() as s:
+            return outbox.list_outbox(s, include_sent=include_sent)
+
+    def cancel_outgoing(self, item_id: int) -> None:
+        with self.session() as s:
+            outbox.cancel(s, item_id)
+
+    def retry_outgoing(self, item_id: int | None) -> int:
+        with self.session() as s:
+            n = outbox.retry(s, item_id, now=_now())
+        self._nudge()
+        return n
 
     def _nudge(self) -> None:
         """Tell a running sync worker of this profile to replay now (SIGUSR1)."""

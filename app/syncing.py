@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from app.errors import TidingsError
-from app.quicksync import server_config
+from app.quicksync import server_config, smtp_config
 from app.services import Services
 from storage.dto import AccountInfo
 from sync.engine import AccountResult, AccountSync
@@ -80,6 +80,33 @@ def extract_new(services: Services, account_id: int, emit: Emit, account: str) -
     return done
 
 
+def send_outbox(
+    services: Services, info: AccountInfo, conn: ImapConnection | None, emit: Emit
+) -> int:
+    """Send what is due in the account's outbox; returns how many left."""
+    if not info.smtp_host:
+        return 0
+    from storage.outbox import has_work
+
+    with services.session() as s:
+        if not has_work(s, info.id, now=datetime.now(UTC)):
+            return 0
+    from sync.outbox import send_due
+
+    summary = send_due(services.factory, info, smtp_config(info), imap=conn, emit=emit)
+    if summary.sent or summary.failed or summary.retrying:
+        emit(
+            {
+                "event": "outbox",
+                "account": info.name,
+                "sent": summary.sent,
+                "retrying": summary.retrying,
+                "failed": summary.failed,
+            }
+        )
+    return summary.sent
+
+
 @dataclass
 class SyncSummary:
     results: list[AccountResult]
@@ -100,7 +127,10 @@ def sync_once(
             emit({"event": "state", "account": info.name, "state": "connecting"})
             with ImapConnection.connect(cfg, account=info.name) as conn:
                 emit({"event": "state", "account": info.name, "state": "syncing"})
-                result = AccountSync(services.factory, info, conn, emit=emit).run(folder)
+                engine = AccountSync(services.factory, info, conn, emit=emit)
+                result = engine.run(folder)
+                if send_outbox(services, info, conn, emit):
+                    engine.replay()  # the Sent copies and \Answered flags, now
             emit({"event": "listable", "account": info.name, "added": result.added})
             summary.results.append(result)
             summary.errors += [f"{info.name}/{e}" for e in result.errors]
@@ -219,15 +249,19 @@ class Watcher:
                 if self._wake.is_set() and not self._stop.is_set():
                     self._wake.clear()
                     engine.replay()
+                if send_outbox(self.services, info, conn, self.emit):
+                    engine.replay()  # the Sent copies and \\Answered flags
                 inbox = engine.inbox()
+                until_poll = max(0.0, self.poll_interval - (time.monotonic() - last_poll))
+                until_send = self._until_outbox(info)
+                if until_send is not None and until_send < until_poll:
+                    until_poll = until_send
                 if inbox is None or not conn.has_idle:
-                    self._wake.wait(max(0.0, self.poll_interval - (time.monotonic() - last_poll)))
+                    self._wake.wait(until_poll)
                 else:
                     conn.select(inbox.remote_name or inbox.name, readonly=True)
                     self.emit({"event": "state", "account": info.name, "state": "idle"})
-                    wait = min(
-                        IDLE_SLICE, max(0.0, self.poll_interval - (time.monotonic() - last_poll))
-                    )
+                    wait = min(IDLE_SLICE, until_poll)
                     if conn.idle(wait, wake=self._wake) and not self._stop.is_set():
                         engine.sync_folder(engine.folder_state(inbox.id))
                         extract_new(self.services, info.id, self.emit, info.name)
@@ -241,9 +275,21 @@ class Watcher:
                 self._conns.pop(info.name, None)
             conn.close()
 
+    def _until_outbox(self, info: AccountInfo) -> float | None:
+        """Seconds until the next outgoing message of the account is due, if any."""
+        from storage.outbox import next_due
+
+        with self.services.session() as s:
+            when = next_due(s, info.id)
+        if when is None:
+            return None
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
     def _full_pass(self, info: AccountInfo, engine: AccountSync) -> None:
         self.emit({"event": "state", "account": info.name, "state": "syncing"})
         engine.run()
+        if send_outbox(self.services, info, engine.conn, self.emit):
+            engine.replay()
         extract_new(self.services, info.id, self.emit, info.name)
         self.emit(
             {

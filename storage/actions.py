@@ -711,3 +711,33 @@ def save_draft(
 
 def discard_draft(session: Session, account_id: int, draft_key: str, *, now: datetime) -> None:
     _forget_draft(session, account_id, _drafts_folder(session, account_id), draft_key, now)
+
+
+def store_sent(session: Session, account_id: int, raw: bytes, *, now: datetime) -> int | None:
+    """Keep a sent message in Sent: locally at once, on the server by a queued APPEND.
+
+    Returns the local message id, or None when the account has no Sent folder."""
+    from storage.ingest import Incoming, ingest_batch
+
+    folder = folder_with_role(session, account_id, ("sent",))
+    if folder is None:
+        return None
+    action = Action(
+        account_id=account_id,
+        folder_id=folder.id,
+        kind="append",
+        payload=json.dumps({"flags": ["seen"]}),
+        created_at=now,
+        next_attempt=now,
+    )
+    session.add(action)
+    session.flush()
+    [res] = ingest_batch(
+        session,
+        account_id,
+        folder.id,
+        [Incoming(raw, flags=frozenset({"seen"}), uid=-action.id)],
+        now=now,
+    )
+    action.message_id = res.message_id
+    return res.message_id

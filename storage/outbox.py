@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from storage.errors import NotFound, StorageError
@@ -215,6 +215,18 @@ def mark_temporary(session: Session, item_id: int, error: str, *, now: datetime)
     return False
 
 
+def postpone(
+    session: Session, item_ids: Sequence[int], error: str, *, now: datetime, delay: timedelta
+) -> None:
+    """The server could not be reached at all: wait, without counting a try against
+    the messages themselves (MAX_AGE still bounds how long they wait)."""
+    session.execute(
+        update(Outbox)
+        .where(Outbox.id.in_(list(item_ids)), Outbox.state == "queued")
+        .values(next_attempt=now + delay, last_error=error[:500])
+    )
+
+
 def mark_permanent(session: Session, item_id: int, error: str, reply: str | None = None) -> None:
     session.execute(
         update(Outbox)
@@ -228,6 +240,42 @@ def requeue(session: Session, item_id: int, *, now: datetime) -> None:
     session.execute(
         update(Outbox).where(Outbox.id == item_id).values(state="queued", next_attempt=now)
     )
+
+
+def has_work(session: Session, account_id: int, *, now: datetime) -> bool:
+    """Anything to send (or to settle after a crash) for the account now?"""
+    row = session.scalar(
+        select(Outbox.id)
+        .where(
+            Outbox.account_id == account_id,
+            (Outbox.state == "sending")
+            | (
+                (Outbox.state == "queued")
+                & ((Outbox.next_attempt.is_(None)) | (Outbox.next_attempt <= now))
+            )
+            | ((Outbox.state == "scheduled") & (Outbox.send_at <= now)),
+        )
+        .limit(1)
+    )
+    return row is not None
+
+
+def next_due(session: Session, account_id: int) -> datetime | None:
+    """When the next waiting message of the account is due."""
+    times = [
+        session.scalar(
+            select(func.min(Outbox.next_attempt)).where(
+                Outbox.account_id == account_id, Outbox.state == "queued"
+            )
+        ),
+        session.scalar(
+            select(func.min(Outbox.send_at)).where(
+                Outbox.account_id == account_id, Outbox.state == "scheduled"
+            )
+        ),
+    ]
+    present = [t for t in times if t is not None]
+    return min(present) if present else None
 
 
 def list_outbox(session: Session, *, include_sent: bool = True) -> list[OutboxInfo]:

@@ -51,7 +51,7 @@ def load(path: Path) -> list[QuickAccount] | None:
     """IMAP accounts and their folders, or None when the full path must run.
 
     None when the database is missing, not at the newest schema, or holds unfinished
-    work (content not yet extracted, local changes due for replay).
+    work (content not yet extracted, local changes due for replay, mail to send).
     """
     if not path.exists():
         return None
@@ -72,6 +72,14 @@ def load(path: Path) -> list[QuickAccount] | None:
         ).fetchone()
         if due:
             return None  # local changes to replay first
+        outgoing = conn.execute(
+            "SELECT 1 FROM outbox WHERE state = 'sending'"
+            " OR (state = 'queued' AND (next_attempt IS NULL OR next_attempt <= ?))"
+            " OR (state = 'scheduled' AND send_at <= ?) LIMIT 1",
+            (int(time.time()), int(time.time())),
+        ).fetchone()
+        if outgoing:
+            return None  # mail to send
         accounts = []
         for a in conn.execute(
             "SELECT id, name, email, display_name, kind, imap_host, imap_port, imap_security,"

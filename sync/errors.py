@@ -13,7 +13,16 @@
     ├── ConnectionLost(SyncError, ConnectionError)
     │                                  the connection dropped mid-session (reset, EOF, BYE,
     │                                  timeout mid-command); reconnect and carry on
-    └── FolderGone                     a folder to SELECT, COPY, MOVE or APPEND to is gone
+    ├── FolderGone                     a folder to SELECT, COPY, MOVE or APPEND to is gone
+    └── SmtpError                      sending failed; .code (int | None) and .reply (the
+        │                              server's whole reply, "554 5.7.1 ...", or None)
+        ├── SmtpTemporary              4xx, timeout, refused or dropped connection: the
+        │                              same message may go through later; retry
+        └── SmtpPermanent              5xx, too big for the server, an address it cannot
+            │                          take: sending it again will fail again
+            └── SmtpAuthFailed         535 and friends, or no login method we can use
+
+TLS problems of SMTP (untrusted certificate, no STARTTLS) are ``TlsError`` too.
 
 Why a tree of our own: callers (the sync runner, the CLI, the GUI via the worker's
 events) decide by class -- retry later (``ServerUnreachable``, ``ConnectionLost``), ask
@@ -36,6 +45,10 @@ __all__ = [
     "FolderGone",
     "ProtocolError",
     "ServerUnreachable",
+    "SmtpAuthFailed",
+    "SmtpError",
+    "SmtpPermanent",
+    "SmtpTemporary",
     "SyncError",
     "TlsError",
 ]
@@ -83,3 +96,40 @@ class ConnectionLost(SyncError, ConnectionError):
 
 class FolderGone(SyncError):
     """SELECT of a folder the server does not have (any more)."""
+
+
+class SmtpError(SyncError):
+    """Sending over SMTP failed.
+
+    ``code`` is the server's reply code and ``reply`` its whole reply on one line
+    (``"554 5.7.1 Message rejected as spam"``); both are None when the server said
+    nothing (connection refused, dropped, timed out) or we refused before asking it.
+    ``refused`` maps each recipient the server refused to ``(code, text)`` when the
+    error is that it refused them all.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        reply: str | None = None,
+        refused: dict[str, tuple[int, str]] | None = None,
+        account: str | None = None,
+    ) -> None:
+        super().__init__(message, account=account)
+        self.code = code
+        self.reply = reply
+        self.refused: dict[str, tuple[int, str]] = dict(refused or {})
+
+
+class SmtpTemporary(SmtpError):
+    """Worth retrying later: a 4xx reply, a timeout, a refused or dropped connection."""
+
+
+class SmtpPermanent(SmtpError):
+    """Retrying the same message will fail the same way: a 5xx reply, too big, bad address."""
+
+
+class SmtpAuthFailed(SmtpPermanent):
+    """The server refused the login (535 ...), or offers no login method we can use."""

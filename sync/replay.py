@@ -250,7 +250,8 @@ def _append(
         result.dropped += 1
         return
     existing = conn.find_by_message_id(d.header_id) if d.header_id else []
-    new_uid = max(existing) if existing else conn.append(d.folder, raw, flags=["draft", "seen"])
+    flags = d.payload.get("flags", ["draft", "seen"])
+    new_uid = max(existing) if existing else conn.append(d.folder, raw, flags=flags)
     with session_scope(factory) as s:
         actions.landed(s, d.id, d.folder_id, new_uid)
         actions.mark_done(s, d.id)

@@ -1,0 +1,246 @@
+"""Compose and outbox end to end: a real aiosmtpd (fault-injecting) and a real Dovecot."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from app.compose import Draft, Identity, build
+from app.quicksync import smtp_config
+from app.services import Services
+from sync.outbox import send_due
+from tests.mailmaker import mail
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpServer
+from tests.test_sync import PASSWORD_ENV, server_state
+
+pytestmark = pytest.mark.usefixtures("dovecot_available")
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer(auth={"alice": "secret"})
+    with server:
+        yield server
+
+
+@pytest.fixture
+def work(cli, dovecot: Dovecot, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
+    monkeypatch.setenv(PASSWORD_ENV, "secret")
+    r = cli(
+        "account", "add", "work", "--email", "alice@example.com", "--display-name", "Alice Ämber",
+        "--imap-host", dovecot.host, "--imap-port", str(dovecot.port), "--imap-security", "none",
+        "--smtp-host", smtp.host, "--smtp-port", str(smtp.port), "--smtp-security", "none",
+        "--username", "alice", "--password-env", PASSWORD_ENV,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    dovecot.deliver(
+        mail(
+            "orig@x",
+            "Quarterly plan",
+            sender="Bob <bob@example.org>",
+            to="alice@example.com",
+            cc="Carol <carol@example.org>",
+            body="Shall we meet?\n",
+        )
+    )
+    assert cli("sync").code == 0
+    return dovecot
+
+
+def _outbox(cli) -> list[dict[str, object]]:
+    return [json.loads(line) for line in cli("outbox", "--json").out.splitlines()]
+
+
+def test_send_now_delivers_once_files_in_sent_and_threads_the_reply(
+    cli, services: Services, work: Dovecot, smtp: SmtpServer
+) -> None:
+    [orig] = list(map(json.loads, cli("list", "--json").out.splitlines()))
+    r = cli(
+        "send",
+        "--account",
+        "work",
+        "--reply-all-to-id",
+        str(orig["id"]),
+        "--body",
+        "Yes, Tuesday.",
+        "--now",
+    )
+    assert r.code == 0, r.err
+    assert "sent message" in r.out
+    [got] = smtp.received
+    assert sorted(got.rcpt_tos) == ["bob@example.org", "carol@example.org"]
+    assert b"In-Reply-To: <orig@x>" in got.data
+    assert b"References: <orig@x>" in got.data
+    assert b"> Shall we meet?" in got.data
+    [item] = _outbox(cli)
+    assert item["state"] == "sent"
+    assert f"<{item['message_id']}>" == got.message_id
+    # The Sent copy reaches the server once, the original is answered, same thread.
+    assert cli("sync").code == 0
+    assert cli("sync").code == 0
+    sent = server_state(work)["Sent"]
+    assert len(sent) == 1
+    assert [raw for raw, _ in sent.values()] == [got.data]
+    rows = {m["subject"]: m for m in map(json.loads, cli("list", "--json").out.splitlines())}
+    assert "answered" in rows["Quarterly plan"]["flags"]
+    assert rows["Re: Quarterly plan"]["thread_id"] == rows["Quarterly plan"]["thread_id"]
+    assert rows["Re: Quarterly plan"]["folders"] == ["Sent"]
+
+
+def test_undo_window_cancel_sends_nothing(
+    cli, services: Services, work: Dovecot, smtp: SmtpServer
+) -> None:
+    r = cli(
+        "send", "--account", "work", "--to", "dan@example.org", "--subject", "oops", "--body", "x"
+    )
+    assert r.code == 0, r.err
+    [item] = _outbox(cli)
+    assert item["state"] == "scheduled"
+    assert cli("outbox", "cancel", str(item["id"])).code == 0
+    assert cli("sync").code == 0
+    assert smtp.received == []
+    assert _outbox(cli)[0]["state"] == "cancelled"
+
+
+def test_send_later_leaves_at_its_time(services: Services, work: Dovecot, smtp: SmtpServer) -> None:
+    account = services.account("work")
+    built = build(
+        Identity("alice@example.com"), Draft(to=("dan@example.org",), subject="later", text="x")
+    )
+    at = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
+    services.queue_mail("work", raw=built.raw, message_id=built.message_id, sender=built.sender,
+                        recipients=built.recipients, subject="later", send_at=at)  # fmt: skip
+    cfg = smtp_config(account)
+    send_due(
+        services.factory,
+        account,
+        cfg,
+        imap=None,
+        emit=lambda e: None,
+        now=lambda: at - timedelta(minutes=1),
+    )
+    assert smtp.received == []
+    send_due(
+        services.factory,
+        account,
+        cfg,
+        imap=None,
+        emit=lambda e: None,
+        now=lambda: at + timedelta(seconds=1),
+    )
+    assert [r.message_id for r in smtp.received] == [f"<{built.message_id}>"]
+
+
+def test_partial_refusal_and_permanent_failure(
+    cli, services: Services, work: Dovecot, smtp: SmtpServer
+) -> None:
+    smtp.refuse_recipient("ghost@example.org", 550, "5.1.1 No such user")
+    r = cli("send", "--account", "work", "--to", "a@example.org", "ghost@example.org", "b@example.org",
+            "--subject", "three", "--body", "hi", "--now")  # fmt: skip
+    assert r.code == 0, r.err
+    assert "refused: ghost@example.org" in r.out
+    assert sorted(smtp.received[0].rcpt_tos) == ["a@example.org", "b@example.org"]
+    [item] = _outbox(cli)
+    assert item["refused"] == {"ghost@example.org": "550 5.1.1 No such user"}
+    smtp.fail_next("data", 554, "5.7.1 Message rejected as spam")
+    r = cli(
+        "send",
+        "--account",
+        "work",
+        "--to",
+        "a@example.org",
+        "--subject",
+        "spam?",
+        "--body",
+        "hi",
+        "--now",
+    )
+    assert r.code == 1
+    failed = _outbox(cli)[-1]
+    assert failed["state"] == "failed"
+    assert failed["attempts"] == 1
+    assert "554 5.7.1 Message rejected as spam" in str(failed["last_error"])
+    assert len(smtp.received) == 1
+
+
+def test_faults_on_30_percent_of_attempts_still_deliver_each_exactly_once(
+    services: Services, work: Dovecot, smtp: SmtpServer
+) -> None:
+    account = services.account("work")
+    ident = Identity("alice@example.com")
+    ids = []
+    for i in range(500):
+        b = build(ident, Draft(to=(f"r{i % 7}@example.org",), subject=f"n{i}", text=f"body {i}"))
+        services.queue_mail("work", raw=b.raw, message_id=b.message_id, sender=b.sender,
+                            recipients=b.recipients, subject=f"n{i}", send_at=datetime.now(UTC))  # fmt: skip
+        ids.append(b.message_id)
+    smtp.chaos(0.3, seed=42)
+    clock = datetime.now(UTC)
+    for _ in range(60):
+        send_due(
+            services.factory,
+            account,
+            smtp_config(account),
+            imap=None,
+            emit=lambda e: None,
+            now=lambda c=clock: c,
+        )
+        states = Counter(o.state for o in services.outbox())
+        if states == Counter({"sent": 500}):
+            break
+        clock += timedelta(minutes=61)  # past every backoff (at most an hour)
+    assert Counter(o.state for o in services.outbox()) == Counter({"sent": 500}), [
+        (o.attempts, o.last_error, o.last_reply) for o in services.outbox() if o.state != "sent"
+    ]
+    counts = Counter(m.strip("<>") for m in smtp.message_ids())
+    assert sorted(counts) == sorted(ids)
+    assert set(counts.values()) == {1}
+
+
+def test_bad_input_queues_nothing(cli, work: Dovecot, tmp_path) -> None:
+    for args, words in [
+        (("--account", "nope", "--to", "a@example.org", "--body", "x"), "no account named 'nope'"),
+        (("--account", "work", "--to", "bob@", "--body", "x"), "not an email address"),
+        (
+            (
+                "--account",
+                "work",
+                "--to",
+                "a@example.org",
+                "--attach",
+                str(tmp_path / "missing.pdf"),
+            ),
+            "cannot read attachment missing.pdf",
+        ),
+        (("--account", "work", "--body", "x"), "no recipients"),
+        (
+            ("--account", "work", "--to", "a@example.org", "--at", "tomorrowish"),
+            "not an ISO 8601 time",
+        ),
+    ]:
+        r = cli("send", *args)
+        assert r.code in (1, 2), args
+        assert words in r.err, (args, r.err)
+        assert len(r.err.strip().splitlines()) == 1
+    assert _outbox(cli) == []
+
+
+def test_over_the_servers_size_fails_with_a_clear_error(
+    cli, work: Dovecot, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    big = SmtpServer(auth={"alice": "secret"}, size_limit=1_000_000)
+    with big:
+        assert cli("account", "add", "small", "--email", "alice@example.com", "--smtp-host", big.host,
+                   "--smtp-port", str(big.port), "--smtp-security", "none", "--username", "alice",
+                   "--password-env", PASSWORD_ENV).code == 0  # fmt: skip
+        f = tmp_path / "big.bin"
+        f.write_bytes(b"\0" * 2_000_000)
+        r = cli("send", "--account", "small", "--to", "a@example.org", "--attach", str(f), "--now")
+        assert r.code == 1
+        assert "accepts at most" in r.out + r.err
+        assert big.received == []
