@@ -75,7 +75,7 @@ def send_due(
                     session.close()
                 try:
                     session = SmtpSession.open(smtp)
-                except SmtpTemporary as exc:
+                except SyncError as exc:  # unreachable, TLS, login: not the messages' fault
                     waiting = [i.id for i in items if i.id >= item.id]
                     with session_scope(factory) as s:
                         outbox.postpone(s, waiting, str(exc), now=now(), delay=RECONNECT_DELAY)

@@ -482,8 +482,9 @@ class SmtpSession:
         """MAIL FROM parameters and the address encoding; refuses what cannot go."""
         host = self._cfg.host
         intl = not (sender.isascii() and all(r.isascii() for r in rcpts))
-        for address in [sender, *rcpts]:
-            self._check_address(address, allow_empty=address is sender)
+        self._check_address(sender, allow_empty=True)
+        for address in rcpts:
+            self._check_address(address, allow_empty=False)
         if intl and not self.smtputf8:
             names = ", ".join(a for a in [sender, *rcpts] if not a.isascii())
             raise SmtpPermanent(

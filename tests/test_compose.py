@@ -98,6 +98,21 @@ def body_text(msg: EmailMessage) -> str:
     return text.replace("\r\n", "\n")
 
 
+def raw_header(raw: bytes, name: str) -> str:
+    head = raw.split(b"\r\n\r\n", 1)[0].decode("utf-8")
+    match = re.search(rf"(?im)^{name}:(.*(?:\r\n[ \t].*)*)", head)
+    return match.group(1) if match else ""
+
+
+def stdlib_gh_128110(got: str, want: str, header: str) -> bool:
+    """Python before 3.14 keeps the whitespace between adjacent encoded words of a
+    display name, which RFC 2047 6.2 says to drop (CPython gh-128110). Our encoding is
+    right (storage.mime reads it exactly); accept the stdlib's reading if extra spaces
+    are the only difference."""
+    adjacent = re.search(r"\?=\s+=\?", header) is not None
+    return adjacent and len(got) > len(want) and got.replace(" ", "") == want.replace(" ", "")
+
+
 def make(draft: Draft, identity: Identity = ME, **kw: object) -> Built:
     return build(identity, draft, now=NOW, **kw)  # type: ignore[arg-type]
 
@@ -527,7 +542,8 @@ def test_load_attachment(tmp_path: Path) -> None:
 def test_smtputf8_only_for_a_non_ascii_local_part() -> None:
     idn = make(Draft(to=("Ünï <u@bücher.de>",), text="x"))
     assert idn.smtputf8 is False and idn.recipients == ("u@xn--bcher-kva.de",)
-    assert parse_envelope(clean(idn.raw).as_bytes()).to == (Address("Ünï", "u@xn--bcher-kva.de"),)
+    clean(idn.raw)
+    assert parse_envelope(idn.raw).to == (Address("Ünï", "u@xn--bcher-kva.de"),)
 
     built = make(Draft(to=("Jörg <jörg@example.de>", "bob@example.com"), subject="Grüße", text="x"))
     assert built.smtputf8 is True and built.eight_bit_mime is True
@@ -778,7 +794,9 @@ def test_forward_as_attachment_of_8bit_and_lf_originals() -> None:
 
     lf_only = eight.replace(b"\r\n", b"\n")
     built = make(Draft(to=("b@x.com",), attachments=(AttachmentSpec("x.eml", lf_only),)))
-    assert part_bytes(clean(built.raw).as_bytes(), "2") == eight  # .eml guessed as message/rfc822
+    (part,) = clean(built.raw).iter_attachments()
+    assert part.get_content_type() == "message/rfc822"  # guessed from '.eml'
+    assert part_bytes(built.raw, "2") == eight  # line ends made CRLF, nothing else
 
     long_line = mail("long@x", body="y" * 2_000 + "\n")
     built = make(Draft(to=("b@x.com",), attachments=forward(ME, long_line, as_attachment=True).attachments))
@@ -799,7 +817,9 @@ def test_forward_inline_of_a_forward_as_attachment() -> None:
 
 # --------------------------------------------------------------------------- properties
 
-_TEXT = st.characters(blacklist_categories=("Cs",))
+_TEXT = st.characters(blacklist_categories=("Cs",)) | st.sampled_from(
+    list('"\\()<>[],;:@.=?_\' \tqQbB-é日\r\n\x00')  # the characters that headers care about
+)
 
 
 def _expected_name(name: str) -> str:
@@ -823,8 +843,10 @@ def test_random_unicode_builds_and_parses_back(
 
     want_subject, want_from, want_to = one_line(subject), one_line(name), one_line(to_name)
     assert msg["Subject"] == want_subject
-    assert stdlib_addresses(msg, "From") == [(want_from, "sender@example.com")]
-    assert stdlib_addresses(msg, "To") == [(want_to, "rcpt@example.org")]
+    for header, want, addr in (("From", want_from, "sender@example.com"), ("To", want_to, "rcpt@example.org")):
+        ((got, got_addr),) = stdlib_addresses(msg, header)
+        assert got_addr == addr
+        assert got == want or stdlib_gh_128110(got, want, raw_header(built.raw, header))
     norm = body.replace("\r\n", "\n").replace("\r", "\n")
     assert body_text(msg) == (norm if norm.endswith("\n") else norm + "\n")
 

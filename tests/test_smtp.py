@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
@@ -222,10 +223,11 @@ def test_login_asked_for_but_not_offered(server) -> None:
 def test_not_an_smtp_server() -> None:
     """The wrong port: an IMAP server greets instead."""
     with socket.create_server(("127.0.0.1", 0)) as listener:
+        listener.settimeout(10)
 
         def greet() -> None:
             conn, _ = listener.accept()
-            with conn:
+            with conn, contextlib.suppress(OSError):
                 conn.sendall(b"* OK [CAPABILITY IMAP4rev1] Dovecot ready.\r\n")
                 conn.recv(1024)
 
