@@ -24,16 +24,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from storage.errors import NotFound, StorageError
-from storage.models import Account, Outbox
+from storage.models import Account, Outbox, table_of
 
 MAX_ATTEMPTS = 12
 MAX_AGE = timedelta(days=3)
 BACKOFF_START = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(hours=1)
 UNDO_WINDOW = timedelta(seconds=10)
+
+# Core statements on the table, not ORM-enabled updates: each send writes its state
+# twice, and the ORM's bulk-update machinery costs more than SQLite does.
+_t = table_of(Outbox)
 
 
 class OutboxError(StorageError):
@@ -64,7 +68,6 @@ class Outgoing:
     message_id: str
     sender: str
     recipients: tuple[str, ...]
-    raw: bytes
     reply_to_message: int | None
     attempts: int
 
@@ -150,15 +153,23 @@ def _outgoing(item: Outbox) -> Outgoing:
         item.message_id_header,
         item.sender,
         tuple(json.loads(item.recipients)),
-        item.raw,
         item.reply_to_message,
         item.attempts,
     )
 
 
+def raw_of(session: Session, item_id: int) -> bytes:
+    """The message bytes, loaded one message at a time (never the whole queue)."""
+    raw = session.scalar(select(Outbox.raw).where(Outbox.id == item_id))
+    if raw is None:
+        raise NotFound(f"no outbox message with id {item_id}")
+    return bytes(raw)
+
+
 def due(session: Session, account_id: int, *, now: datetime) -> list[Outgoing]:
     rows = session.scalars(
         select(Outbox)
+        .options(defer(Outbox.raw))
         .where(
             Outbox.account_id == account_id,
             Outbox.state == "queued",
@@ -172,16 +183,16 @@ def due(session: Session, account_id: int, *, now: datetime) -> list[Outgoing]:
 def in_doubt(session: Session, account_id: int) -> list[Outgoing]:
     """Messages left in ``sending`` by a crash: they may have left already."""
     rows = session.scalars(
-        select(Outbox).where(Outbox.account_id == account_id, Outbox.state == "sending")
+        select(Outbox)
+        .options(defer(Outbox.raw))
+        .where(Outbox.account_id == account_id, Outbox.state == "sending")
     )
     return [_outgoing(r) for r in rows]
 
 
 def claim(session: Session, item_id: int) -> None:
-    session.execute(
-        update(Outbox)
-        .where(Outbox.id == item_id)
-        .values(state="sending", attempts=Outbox.attempts + 1)
+    session.connection().execute(
+        update(_t).where(_t.c.id == item_id).values(state="sending", attempts=_t.c.attempts + 1)
     )
 
 
@@ -189,9 +200,9 @@ def mark_sent(
     session: Session, item_id: int, *, reply: str, refused: dict[str, str], now: datetime
 ) -> None:
     note = "; ".join(f"{rcpt}: {why}" for rcpt, why in refused.items())
-    session.execute(
-        update(Outbox)
-        .where(Outbox.id == item_id)
+    session.connection().execute(
+        update(_t)
+        .where(_t.c.id == item_id)
         .values(
             state="sent",
             sent_at=now,
@@ -279,7 +290,11 @@ def next_due(session: Session, account_id: int) -> datetime | None:
 
 
 def list_outbox(session: Session, *, include_sent: bool = True) -> list[OutboxInfo]:
-    q = select(Outbox, Account.name).join(Account, Account.id == Outbox.account_id)
+    q = (
+        select(Outbox, Account.name)
+        .options(defer(Outbox.raw))
+        .join(Account, Account.id == Outbox.account_id)
+    )
     if not include_sent:
         q = q.where(Outbox.state.not_in(["sent", "cancelled"]))
     out = []

@@ -61,6 +61,7 @@ def send_due(
         doubtful = outbox.in_doubt(s, account.id)
         sent_folder = actions.folder_with_role(s, account.id, ("sent",))
         sent_name = (sent_folder.remote_name or sent_folder.name) if sent_folder else None
+    keep_copy = sent_folder is not None and not account.server_files_sent
     if doubtful:
         _settle_doubts(factory, doubtful, imap=imap, sent_name=sent_name, summary=summary, now=now)
     with session_scope(factory) as s:
@@ -84,8 +85,9 @@ def send_due(
                     return summary
             with session_scope(factory) as s:
                 outbox.claim(s, item.id)
+                raw = outbox.raw_of(s, item.id)
             try:
-                result = session.send(item.sender, item.recipients, item.raw)
+                result = session.send(item.sender, item.recipients, raw)
             except SmtpPermanent as exc:
                 with session_scope(factory) as s:
                     outbox.mark_permanent(s, item.id, str(exc), exc.reply)
@@ -107,7 +109,8 @@ def send_due(
                 outbox.mark_sent(s, item.id, reply=result.reply, refused=refused, now=now())
             summary.sent += 1
             emit({"event": "sent", "account": account.name, "id": item.id, "refused": refused})
-            _after_sent(factory, account, item, now)
+            _after_sent(factory, account, item, raw, now, keep_copy=keep_copy)
+            del raw
     finally:
         if session is not None:
             session.close()
@@ -161,11 +164,16 @@ def _after_sent(
     factory: sessionmaker[Session],
     account: AccountInfo,
     item: outbox.Outgoing,
+    raw: bytes,
     now: Callable[[], datetime],
+    *,
+    keep_copy: bool,
 ) -> None:
+    if not keep_copy and item.reply_to_message is None:
+        return
     with session_scope(factory) as s:
-        if not account.server_files_sent:
-            actions.store_sent(s, account.id, item.raw, now=now())
+        if keep_copy:
+            actions.store_sent(s, account.id, raw, now=now())
         if item.reply_to_message is not None:
             with contextlib.suppress(NotFound):  # the answered message may be gone meanwhile
                 actions.set_flag(

@@ -1,0 +1,121 @@
+"""Outbox benchmark: sending queued mail to a local aiosmtpd.
+
+    .venv/bin/python bench/outbox.py [--count 1000]
+
+The SMTP server (``tests/servers/smtp.py``) runs in a child process, so client and
+server do not share a GIL. Measured in one run:
+
+  - N small queued messages sent with one reused SMTP session (the outbox's way),
+    messages/s — target >= 200/s;
+  - the same with a new session per message, for comparison;
+  - N messages with a 1 MB attachment each: messages/s and peak RSS before and
+    after, which must stay flat (each message is read, sent and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def serve(conn: object, ready: object) -> None:  # runs in the child
+    from tests.servers.smtp import SmtpServer
+
+    with SmtpServer(auth={"alice": "secret"}) as server:
+        ready.send(server.port)  # type: ignore[attr-defined]
+        conn.recv()  # type: ignore[attr-defined]  # wait for "stop"
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--count", type=int, default=1000)
+    args = ap.parse_args()
+
+    from app.compose import AttachmentSpec, Draft, Identity, build
+    from app.profile import Profile
+    from app.quicksync import smtp_config
+    from app.services import Services
+    from storage.accounts import NewAccount
+    from sync.outbox import send_due
+    from sync.smtp import SmtpSession
+
+    stop_r, stop_w = multiprocessing.Pipe(duplex=False)
+    ready_r, ready_w = multiprocessing.Pipe(duplex=False)
+    child = multiprocessing.Process(target=serve, args=(stop_r, ready_w), daemon=True)
+    child.start()
+    port = ready_r.recv()
+    os.environ["TIDINGS_BENCH_PW"] = "secret"
+    ident = Identity("alice@example.com", "Alice")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="tidings-outbox-") as tmp:
+        svc = Services(Profile.open(Path(tmp) / "p"))
+        info = svc.add_account(
+            NewAccount(
+                "bench", "alice@example.com", smtp_host="127.0.0.1", smtp_port=port,
+                smtp_security="none", username="alice", secret_source="env",
+                secret_ref="TIDINGS_BENCH_PW",
+            )
+        )  # fmt: skip
+        cfg = smtp_config(info)
+
+        def queue(n: int, attachment: bytes | None) -> None:
+            atts = (AttachmentSpec("data.bin", attachment),) if attachment else ()
+            for i in range(n):
+                b = build(ident, Draft(to=(f"r{i % 9}@example.org",), subject=f"m{i}",
+                                       text="Hello.\n" * 20, attachments=atts))  # fmt: skip
+                svc.queue_mail("bench", raw=b.raw, message_id=b.message_id, sender=b.sender,
+                               recipients=b.recipients, subject=f"m{i}",
+                               send_at=datetime.now(UTC))  # fmt: skip
+
+        queue(args.count, None)
+        t = time.perf_counter()
+        summary = send_due(svc.factory, info, cfg, imap=None, emit=lambda e: None)
+        reused = time.perf_counter() - t
+        rows.append(("one reused session", summary.sent, reused))
+
+        msgs = [
+            build(ident, Draft(to=("r@example.org",), subject=f"x{i}", text="Hello.\n" * 20))
+            for i in range(args.count)
+        ]
+        t = time.perf_counter()
+        for b in msgs:
+            session = SmtpSession.open(cfg)
+            session.send(b.sender, b.recipients, b.raw)
+            session.close()
+        rows.append(("a new session per message", len(msgs), time.perf_counter() - t))
+
+        big = os.urandom(1024 * 1024)
+        queue(min(args.count, 200), big)
+        before = rss_mb()
+        t = time.perf_counter()
+        summary = send_due(svc.factory, info, cfg, imap=None, emit=lambda e: None)
+        rows.append(("1 MB attachment each", summary.sent, time.perf_counter() - t))
+        after = rss_mb()
+        svc.close()
+    stop_w.send("stop")
+    child.join(timeout=10)
+
+    print("\nOutbox benchmark: aiosmtpd in a child process on loopback\n")
+    for name, n, secs in rows:
+        print(f"{name:<28} {n:>5} messages in {secs:6.2f} s  = {n / secs:7.1f} msg/s")
+    print(f"\npeak RSS before the 1 MB messages {before:.0f} MB, after {after:.0f} MB")
+    print("Target: >= 200 msg/s with reuse; memory flat with 1 MB attachments.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
