@@ -11,8 +11,8 @@ Why it is shaped this way:
   ``part_bytes`` for every fact about it, so a reply quotes exactly the text the reader
   showed. *Writing* mail is what the standard library's ``email`` package is good at:
   ``build`` assembles a ``MIMEPart`` tree and lets the ``SMTP`` policy fold headers,
-  RFC 2047-encode non-ASCII subjects and display names, RFC 2231-encode non-ASCII
-  file names, choose boundaries and base64 attachments.
+  RFC 2231-encode non-ASCII file names, choose boundaries, quoted-printable and base64
+  (with the exceptions below).
 * ``build`` returns a ``Built``: the bytes (CRLF, ready for SMTP ``DATA`` and for
   ``APPEND`` to Sent, which must be the same bytes), the Message-ID the outbox uses to
   recognise a message already sent, and the SMTP envelope (``MAIL FROM`` is the
@@ -27,7 +27,11 @@ Why it is shaped this way:
   stays ASCII; only a non-ASCII *local part* (or a domain with IDNA 2003/2008
   deviation characters such as ``ß``, which the stdlib codec would map to another
   domain) needs SMTPUTF8, and then the message is written with the ``SMTPUTF8``
-  policy (UTF-8 headers) and ``Built.smtputf8`` tells the sender to ask for it.
+  policy (raw UTF-8 addresses; names and subject are still RFC 2047 words, which
+  RFC 6532 allows) and ``Built.smtputf8`` tells the sender to ask for it.
+* Message-IDs are ``<YYYYMMDD.HHMMSS.{16 hex digits}@{account's domain}>`` (UTC time,
+  64 random bits from ``secrets``): unique without any state, and on the account's
+  own domain as RFC 5322 asks. ``build(message_id=...)`` keeps a known id for a resend.
 * Bodies are always 7-bit clean: short ASCII lines go as ``7bit``; anything else as
   quoted-printable, or base64 when more than a sixth of the bytes are non-ASCII (CJK,
   Cyrillic), which is the smaller of the two. So no line exceeds 998 octets (a
@@ -35,26 +39,37 @@ Why it is shaped this way:
   attached original message with 8-bit bytes: ``message/rfc822`` may only be
   7bit/8bit (RFC 2046 5.2.1) and re-encoding it would alter the original (and break
   its signatures), so it travels verbatim with ``8bit`` and ``Built.eight_bit_mime``
-  is set. An original that cannot travel verbatim (a line over 998 octets, NUL bytes)
-  is attached as ``application/octet-stream`` instead, still byte-exact.
-* The stdlib decodes anything that *looks* like an RFC 2047 word when a header value
-  is stored, and folds a long token (an Outlook Message-ID is ~90 characters) into
-  encoded words, which would corrupt a literal ``=?...?=`` in a subject and the ids in
-  ``References``. So message ids are always written as raw, pre-folded values, and a
-  subject or display name containing ``=?`` is RFC 2047-encoded by us (``set_raw``,
-  with ``refold_source='none'`` so the policy leaves it alone). File names are left to
-  the stdlib: every reader, ours included, decodes RFC 2047 in file names anyway.
+  is set (as it is for SMTPUTF8). The stdlib writes such a body as strict ASCII, so
+  ``_Generator`` lets surrogate-escaped bytes through. An original that cannot travel
+  verbatim (a line over 998 octets, NUL bytes) is attached as
+  ``application/octet-stream`` instead, still byte-exact.
+* Three things the 3.11 policy gets wrong are done by hand, still with the ``email``
+  package, and written with ``set_raw`` (the policy has ``refold_source='none'`` so it
+  leaves such values alone). (1) When it folds between two RFC 2047 words it puts the
+  space at the fold, where RFC 2047 6.2 says readers drop it: "Ünï Bär" can come back
+  as "ÜnïBär" (found by the property test). So subjects, display names and other
+  free-text headers that need encoding (non-ASCII, a word over 70 characters, or
+  ``=?``) are encoded with ``email.header.Header``, which keeps the spaces inside the
+  words. (2) It decodes anything that *looks* like an encoded word when a value is
+  stored, which is why a literal ``=?...?=`` typed by the user is always encoded.
+  (3) It folds a long token (an Outlook Message-ID is ~90 characters) into encoded
+  words, which corrupts ``References``; message ids are written pre-folded between
+  ids. Address headers whose names are plain short ASCII, dates and MIME parameters
+  go through the policy. File names are left to it too: every reader, ours included,
+  decodes RFC 2047 in file names anyway.
 * Subjects and display names are single-line fields: control characters become
   spaces and runs of whitespace collapse to one, which is also what the reader shows.
 * ``reply``: To is Reply-To, else From; when the original is the user's own (From is
   the identity or an alias, no Reply-To) the reply goes to the original's To, as mail
-  clients do. Reply-all adds the original To (to To) and Cc (to Cc), minus the user's
-  addresses (case-insensitive) and duplicates. The subject gets one ``Re:``: a leading
-  run of reply prefixes in any of the usual languages (``RE: AW: Re[2]:``) collapses
-  into a single ``Re:``, and a subject that is already a reply behind a list tag
-  (``[list] Re: x``) is kept. ``normalize_subject`` cannot decide this on its own
-  because it also strips ``Fwd:`` and list tags, which a reply keeps; the tests check
-  that a reply always threads under the same ``normalize_subject`` key. References
+  clients do; the user is left out of To unless nobody else is there (a note to self).
+  Reply-all adds the original To (to To) and Cc (to Cc), minus the user's addresses
+  (identity and aliases, case-insensitive, also in IDNA form) and duplicates. The
+  subject gets one ``Re:``: a leading run of reply prefixes in any of the usual
+  languages (``RE: AW: Re[2]:``) collapses into a single ``Re:``, and a subject that
+  is already a reply behind a list tag (``[list] Re: x``) is kept.
+  ``normalize_subject`` cannot decide this on its own because it also strips ``Fwd:``
+  and list tags, which a reply keeps; the tests check that a reply always threads
+  under the same ``normalize_subject`` key. References
   follow RFC 5322 3.6.4 (the parent's References, else its single In-Reply-To, then its
   Message-ID), trimmed to the first id plus the last 19. The attribution shows the date
   in the sender's own zone (the offset comes from the original's ``Date`` header), and
@@ -68,13 +83,16 @@ Why it is shaped this way:
   would otherwise lose them); as an attachment, the original bytes as
   ``message/rfc822`` named after its subject. A subject that already starts with a
   forward prefix gets no second ``Fwd:``.
-* Errors are ``ComposeError`` with a one-line message the compose window can show
-  as it is. ``load_attachment`` turns a file into an ``AttachmentSpec`` and an
-  ``OSError`` into "cannot read attachment report.pdf: permission denied".
+* Errors are ``ComposeError`` (a ``TidingsError``, so the CLI shows it as a known
+  error) with a one-line message the compose window can show as it is. It is defined
+  here because this module owns it; ``app/errors.py``'s tree should list it.
+  ``load_attachment`` turns a file into an ``AttachmentSpec`` and an ``OSError`` into
+  "cannot read attachment report.pdf: permission denied".
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import mimetypes
 import re
@@ -83,12 +101,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from email import policy as email_policy
+from email.generator import BytesGenerator
 from email.header import Header
 from email.headerregistry import Address as HeaderAddress
 from email.message import MIMEPart
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, parsedate_tz
 from html import escape
+from io import BytesIO
 from os import PathLike
 from pathlib import Path
 
@@ -127,6 +147,18 @@ _POLICY_UTF8 = email_policy.SMTPUTF8.clone(refold_source="none")
 
 class ComposeError(TidingsError):
     """A draft that cannot become a message; ``str(exc)`` is a one-line user message."""
+
+
+class _Generator(BytesGenerator):
+    """``BytesGenerator`` that can write an 8-bit ``message/rfc822`` body verbatim.
+
+    The stdlib emits a string payload of a message/rfc822 part as it is (that is how we
+    attach an original byte for byte), but encodes it as strict ASCII; 8-bit bytes held
+    as surrogates (``surrogateescape``) must go out as the bytes they stand for.
+    """
+
+    def _encode(self, s: str) -> bytes:
+        return s.encode("ascii", "surrogateescape")
 
 
 # --------------------------------------------------------------------------- records
@@ -175,7 +207,8 @@ class Built:
     sender: str  # SMTP MAIL FROM
     recipients: tuple[str, ...]  # SMTP RCPT TO: To + Cc + Bcc, de-duplicated, in order
     smtputf8: bool  # an address needs SMTPUTF8 (non-ASCII local part)
-    eight_bit_mime: bool = False  # the body has 8-bit data: send with BODY=8BITMIME
+    eight_bit_mime: bool = False  # 8-bit data (UTF-8 headers, an 8-bit attached message):
+    # send with BODY=8BITMIME
 
 
 # --------------------------------------------------------------------------- addresses
@@ -421,24 +454,41 @@ def _fold_ids(ids: Sequence[str]) -> str:
     return "\r\n ".join(lines)
 
 
+def _needs_words(text: str) -> bool:
+    """Whether a subject or display name must be RFC 2047-encoded (by us, see above)."""
+    return not text.isascii() or "=?" in text or any(len(word) > 70 for word in text.split())
+
+
 def _encoded_words(text: str, header_name: str | None = None) -> str:
+    """RFC 2047 words, folded; whitespace stays inside the words, so none is lost."""
     return Header(text, "utf-8", header_name=header_name).encode(linesep="\r\n")
 
 
+def _set_text_header(msg: MIMEPart, header: str, text: str) -> None:
+    if _needs_words(text):
+        msg.set_raw(header, _encoded_words(text, header))
+    else:
+        msg[header] = text
+
+
 def _set_addresses(msg: MIMEPart, header: str, boxes: Sequence[_Mailbox]) -> None:
-    if not any("=?" in box.name for box in boxes):
+    if not any(_needs_words(box.name) for box in boxes):
         msg[header] = [
             HeaderAddress(box.name, username=_unquote_local(box.local), domain=box.domain)
             for box in boxes
         ]
         return
-    # A literal '=?...?=' in a name: encode such names ourselves (see the docstring).
     items: list[str] = []
-    for box in boxes:
+    for index, box in enumerate(boxes):
         if not box.name:
             items.append(box.addr)
-        elif "=?" in box.name or not box.name.isascii() or len(box.name) > 70:
-            items.append(f"{_encoded_words(box.name)}\r\n <{box.addr}>")
+        elif _needs_words(box.name):
+            first = index == 0
+            words = _encoded_words(box.name, header if first else None)
+            last_line = words.rsplit("\r\n", 1)[-1]
+            used = len(last_line) + (len(header) + 2 if first and last_line == words else 1)
+            glue = " " if used + len(box.addr) + 3 <= 78 else "\r\n "
+            items.append(f"{words}{glue}<{box.addr}>")
         else:
             items.append(_format_mailbox(box.name, box.addr))
     msg.set_raw(header, ",\r\n ".join(items))
@@ -633,22 +683,13 @@ def build(
         _set_addresses(msg, "To", to)
     if cc:
         _set_addresses(msg, "Cc", cc)
-    subject = _clean_line(draft.subject)
-    if "=?" in subject:
-        msg.set_raw("Subject", _encoded_words(subject, "Subject"))
-    else:
-        msg["Subject"] = subject
+    _set_text_header(msg, "Subject", _clean_line(draft.subject))
     msg["Date"] = format_datetime(stamp)
     msg.set_raw("Message-ID", f"<{mid}>")
     if in_reply_to:
         msg.set_raw("In-Reply-To", f"<{in_reply_to}>")
     if references:
         msg.set_raw("References", _fold_ids(list(dict.fromkeys(references))))
-    for header, content in extra:
-        if isinstance(content, list):
-            _set_addresses(msg, header, content)
-        else:
-            msg[header] = _clean_line(content)
     msg["MIME-Version"] = "1.0"
 
     html = _normalize_text(draft.html) if draft.html is not None else None
@@ -666,8 +707,16 @@ def build(
     eight_bit = smtputf8
     for spec in draft.attachments:
         eight_bit = _add_attachment(msg, spec) or eight_bit
+    # Last, so that a Content-Language (say) is not moved into a body part by make_mixed.
+    for header, content in extra:
+        if isinstance(content, list):
+            _set_addresses(msg, header, content)
+        else:
+            _set_text_header(msg, header, _clean_line(content))
 
-    raw = msg.as_bytes(policy=policy)
+    buffer = BytesIO()
+    _Generator(buffer, mangle_from_=False, policy=policy).flatten(msg)
+    raw = buffer.getvalue()
     _check_lines(raw)
     return Built(
         raw=raw,
@@ -751,7 +800,13 @@ def _shown(address: Address) -> str:
 
 
 def _own(identity: Identity) -> set[str]:
-    return {addr.strip().casefold() for addr in (identity.address, *identity.aliases)}
+    """The user's addresses, case-folded, as written and as sent (IDNA)."""
+    own: set[str] = set()
+    for value in (identity.address, *identity.aliases):
+        own.add(value.strip().casefold())
+        with contextlib.suppress(ComposeError):
+            own.update(box.addr.casefold() for box in _parse_mailboxes([value]))
+    return own
 
 
 def _references(

@@ -8,6 +8,7 @@ import os
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from email import policy
+from email.headerregistry import AddressHeader
 from email.message import EmailMessage, Message
 from pathlib import Path
 
@@ -61,7 +62,8 @@ def clean(raw: bytes, *, utf8_headers: bool = False) -> EmailMessage:
     """
     assert raw.endswith(b"\r\n")
     rest = raw.replace(b"\r\n", b"")
-    assert b"\n" not in rest and b"\r" not in rest, "bare CR or LF"
+    assert b"\n" not in rest, "bare LF"
+    assert b"\r" not in rest, "bare CR"
     assert max(len(line) for line in raw.split(b"\r\n")) <= 998
     if not utf8_headers:
         assert raw.isascii() or b"8bit" in raw
@@ -87,6 +89,7 @@ def stdlib_addresses(msg: Message, name: str) -> list[tuple[str, str]]:
     header = msg[name]
     if header is None:
         return []
+    assert isinstance(header, AddressHeader)
     return [(a.display_name, a.addr_spec) for a in header.addresses]
 
 
@@ -100,7 +103,7 @@ def body_text(msg: EmailMessage) -> str:
 
 def raw_header(raw: bytes, name: str) -> str:
     head = raw.split(b"\r\n\r\n", 1)[0].decode("utf-8")
-    match = re.search(rf"(?im)^{name}:(.*(?:\r\n[ \t].*)*)", head)
+    match = re.search(rf"(?im)^{name}:([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)", head)
     return match.group(1) if match else ""
 
 
@@ -113,8 +116,15 @@ def stdlib_gh_128110(got: str, want: str, header: str) -> bool:
     return adjacent and len(got) > len(want) and got.replace(" ", "") == want.replace(" ", "")
 
 
-def make(draft: Draft, identity: Identity = ME, **kw: object) -> Built:
-    return build(identity, draft, now=NOW, **kw)  # type: ignore[arg-type]
+def storage_reading(name: str) -> str:
+    """storage.mime reads 'Name' and "Name" (quotes inside the name) as Name."""
+    if len(name) >= 2 and name[0] == name[-1] and name[0] in "'\"":
+        return name[1:-1].strip()
+    return name
+
+
+def make(draft: Draft, identity: Identity = ME, message_id: str | None = None) -> Built:
+    return build(identity, draft, now=NOW, message_id=message_id)
 
 
 def one_line(text: str) -> str:
@@ -145,7 +155,9 @@ def test_plain_message() -> None:
     assert msg.get_content_charset() == "utf-8"
     assert msg["Content-Transfer-Encoding"] == "7bit"
     assert body_text(msg) == "Hi Bob,\n\nsee you.\n"
-    assert "In-Reply-To" not in msg and "References" not in msg and "Bcc" not in msg
+    assert "In-Reply-To" not in msg
+    assert "References" not in msg
+    assert "Bcc" not in msg
 
     env = parse_envelope(built.raw)
     assert env.subject == "Hello"
@@ -167,7 +179,8 @@ def test_unicode_names_and_subject_use_rfc2047() -> None:
     built = make(draft, identity)
     msg = clean(built.raw)
     head = built.raw.split(b"\r\n\r\n", 1)[0]
-    assert head.isascii() and b"=?utf-8?" in head
+    assert head.isascii()
+    assert b"=?utf-8?" in head
 
     assert msg["Subject"] == draft.subject
     assert stdlib_addresses(msg, "From") == [("Zoë Ångström, PhD", "zoe@example.com")]
@@ -200,19 +213,21 @@ def test_literal_encoded_word_lookalikes_survive() -> None:
 
 
 def test_non_ascii_attachment_filename_uses_rfc2231() -> None:
-    names = ["résumé – 2026.pdf", "отчёт.docx", "写真" * 40 + ".png"]
+    names = ["résumé – 2026.pdf", "отчёт.zip", "写真" * 40 + ".png"]
     attachments = tuple(AttachmentSpec(n, f"data {i}".encode()) for i, n in enumerate(names))
     built = make(Draft(to=("bob@example.com",), text="files", attachments=attachments))
     msg = clean(built.raw)
-    assert b"filename*" in built.raw and b"utf-8''" in built.raw
+    assert b"filename*" in built.raw
+    assert b"utf-8''" in built.raw
     assert [p.get_filename() for p in msg.iter_attachments()] == names
     content = extract_content(built.raw)
     assert [a.filename for a in content.attachments][:2] == names[:2]
     assert content.attachments[2].filename.endswith(".png")  # sanitize_filename caps bytes
-    assert [a.content_type for a in content.attachments][:2] == [
+    assert [a.content_type for a in content.attachments] == [
         "application/pdf",
-        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-    ] or content.attachments[1].content_type == "application/octet-stream"
+        "application/zip",
+        "image/png",
+    ]
 
 
 def test_binary_attachment_round_trip() -> None:
@@ -278,12 +293,15 @@ def test_html_becomes_alternative_with_derived_text() -> None:
     assert rich.get_content().replace("\r\n", "\n") == html + "\n"
     content = extract_content(built.raw)
     assert content.text == html_to_text(html)
-    assert content.html is not None and "<b>world</b>" in content.html
+    assert content.html is not None
+    assert "<b>world</b>" in content.html
 
 
 def test_html_with_own_text_and_attachment_is_mixed_alternative() -> None:
     spec = AttachmentSpec("a.pdf", b"%PDF-1.4")
-    draft = Draft(to=("bob@example.com",), text="plain version", html="<p>rich</p>", attachments=(spec,))
+    draft = Draft(
+        to=("bob@example.com",), text="plain version", html="<p>rich</p>", attachments=(spec,)
+    )
     msg = clean(make(draft).raw)
     assert msg.get_content_type() == "multipart/mixed"
     body, attachment = msg.iter_parts()
@@ -304,7 +322,8 @@ def test_bcc_is_in_recipients_not_in_headers() -> None:
     msg = clean(built.raw)
     assert built.recipients == ("bob@example.com", "carol@example.com", "secret@example.net")
     assert b"secret" not in built.raw
-    assert b"Bcc" not in built.raw and "Bcc" not in msg
+    assert b"Bcc" not in built.raw
+    assert "Bcc" not in msg
     assert parse_envelope(built.raw).bcc == ()
 
 
@@ -312,9 +331,11 @@ def test_bcc_only_message_is_allowed() -> None:
     built = make(Draft(bcc=("list@example.com",), text="x"))
     msg = clean(built.raw)
     assert built.recipients == ("list@example.com",)
-    assert "To" not in msg and b"list@" not in built.raw
+    assert "To" not in msg
+    assert b"list@" not in built.raw
 
 
+@pytest.mark.slow
 def test_message_id_unique_and_on_the_accounts_domain() -> None:
     identity = Identity("someone@mail.example.org")
     draft = Draft(to=("bob@example.com",), text="x")
@@ -337,7 +358,8 @@ def test_date_defaults_to_now_and_naive_means_local() -> None:
     before = datetime.now(UTC).replace(microsecond=0)
     built = build(ME, Draft(to=("bob@example.com",)))
     stamp = clean(built.raw)["Date"].datetime
-    assert stamp.tzinfo is not None and stamp >= before
+    assert stamp.tzinfo is not None
+    assert stamp >= before
     naive = build(ME, Draft(to=("bob@example.com",)), now=datetime(2026, 1, 2, 3, 4, 5))
     parsed = clean(naive.raw)["Date"].datetime
     assert parsed == datetime(2026, 1, 2, 3, 4, 5).astimezone()
@@ -352,7 +374,7 @@ def test_long_lines_stay_under_998_octets() -> None:
         text=line,
         html=f"<p>{line}</p>",
         in_reply_to=long_id,
-        references=tuple(f"{i}.{long_id}" for i in range(30)) + (long_id,),
+        references=(*tuple(f"{i}.{long_id}" for i in range(30)), long_id),
         extra_headers=(("X-Long", "z" * 2_000),),
     )
     built = make(draft)
@@ -361,10 +383,14 @@ def test_long_lines_stay_under_998_octets() -> None:
     assert body_text(msg) == line + "\n"
     assert extract_content(built.raw).text == line
     assert msg["Subject"] == "S" * 1_200
-    assert stdlib_addresses(msg, "To") == [("N" * 300, "bob@example.com")]
+    ((name, addr),) = stdlib_addresses(msg, "To")
+    assert addr == "bob@example.com"
+    assert name == "N" * 300 or stdlib_gh_128110(name, "N" * 300, raw_header(built.raw, "To"))
     env = parse_envelope(built.raw)
+    assert env.to == (Address("N" * 300, "bob@example.com"),)
     assert env.in_reply_to == (long_id,)  # long ids are folded between ids, never encoded
-    assert env.references[-1] == long_id and len(env.references) == 31
+    assert env.references[-1] == long_id
+    assert len(env.references) == 31
     assert b"=?utf-8?q?=3CAM0" not in built.raw
 
 
@@ -416,6 +442,20 @@ def test_threading_headers_and_extra_headers() -> None:
     assert env.in_reply_to == ("parent@example.com",)
     assert env.references == ("root@example.com", "parent@example.com")
     assert env.reply_to == (Address("Team", "team@example.com"),)
+
+
+def test_extra_headers_stay_on_the_top_level_entity() -> None:
+    draft = Draft(
+        to=("bob@example.com",),
+        text="x",
+        html="<p>x</p>",
+        attachments=(AttachmentSpec("a.pdf", b"%PDF"),),
+        extra_headers=(("Content-Language", "de-CH"), ("Auto-Submitted", "auto-generated")),
+    )
+    msg = clean(make(draft).raw)
+    assert msg["Content-Language"] == "de-CH"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert all("Content-Language" not in part for part in msg.iter_parts())
 
 
 # --------------------------------------------------------------------------- addresses
@@ -476,7 +516,7 @@ def test_bad_addresses_raise(bad: str) -> None:
         parse_recipients([f"ok@example.com, {bad}"])
     assert str(info.value) in (
         f"not an email address: {bad.strip()!r}",
-        f"not an email address: {bad.split(',')[-1].strip()!r}",
+        f"not an email address: {bad.rsplit(',', maxsplit=1)[-1].strip()!r}",
     )
     assert "\n" not in str(info.value)
     with pytest.raises(ComposeError):
@@ -534,19 +574,21 @@ def test_load_attachment(tmp_path: Path) -> None:
     assert load_attachment(path) == AttachmentSpec("report.pdf", b"%PDF")
     with pytest.raises(ComposeError, match=r"^cannot read attachment gone\.pdf: no such file"):
         load_attachment(tmp_path / "gone.pdf")
+    (tmp_path / "sub").mkdir()
     with pytest.raises(ComposeError, match=r"^cannot read attachment sub: is a directory$"):
-        (tmp_path / "sub").mkdir()
         load_attachment(tmp_path / "sub")
 
 
 def test_smtputf8_only_for_a_non_ascii_local_part() -> None:
     idn = make(Draft(to=("Ünï <u@bücher.de>",), text="x"))
-    assert idn.smtputf8 is False and idn.recipients == ("u@xn--bcher-kva.de",)
+    assert idn.smtputf8 is False
+    assert idn.recipients == ("u@xn--bcher-kva.de",)
     clean(idn.raw)
     assert parse_envelope(idn.raw).to == (Address("Ünï", "u@xn--bcher-kva.de"),)
 
     built = make(Draft(to=("Jörg <jörg@example.de>", "bob@example.com"), subject="Grüße", text="x"))
-    assert built.smtputf8 is True and built.eight_bit_mime is True
+    assert built.smtputf8 is True
+    assert built.eight_bit_mime is True
     assert built.recipients == ("jörg@example.de", "bob@example.com")
     assert "jörg@example.de".encode() in built.raw
     msg = clean(built.raw, utf8_headers=True)
@@ -556,10 +598,12 @@ def test_smtputf8_only_for_a_non_ascii_local_part() -> None:
     assert env.subject == "Grüße"
 
     sender = build(Identity("jörg@example.de", "Jörg"), Draft(to=("bob@example.com",)), now=NOW)
-    assert sender.smtputf8 is True and sender.sender == "jörg@example.de"
+    assert sender.smtputf8 is True
+    assert sender.sender == "jörg@example.de"
     # IDNA 2003 would turn 'faß.de' into 'fass.de', another domain: sent as UTF-8 instead.
     eszett = make(Draft(to=("info@faß.de",)))
-    assert eszett.smtputf8 is True and eszett.recipients == ("info@faß.de",)
+    assert eszett.smtputf8 is True
+    assert eszett.recipients == ("info@faß.de",)
 
 
 # --------------------------------------------------------------------------- reply
@@ -578,7 +622,7 @@ def original_mail(**kw: str) -> bytes:
     defaults.update(kw)
     msgid = defaults.pop("msgid")
     subject = defaults.pop("subject")
-    return mail(msgid, subject, **defaults)  # type: ignore[arg-type]
+    return mail(msgid, subject, **defaults)
 
 
 def test_reply_goes_to_reply_to_and_quotes_with_attribution() -> None:
@@ -613,7 +657,8 @@ def test_reply_goes_to_reply_to_and_quotes_with_attribution() -> None:
 def test_reply_without_reply_to_goes_to_from() -> None:
     draft = reply(ME, original_mail())
     assert draft.to == ("Alice Example <alice@example.com>",)
-    assert draft.text is not None and draft.text.startswith("\n\nOn Tue, 3 Nov 2026")
+    assert draft.text is not None
+    assert draft.text.startswith("\n\nOn Tue, 3 Nov 2026")
 
 
 @pytest.mark.parametrize(
@@ -643,13 +688,17 @@ def test_reply_references_follow_rfc5322() -> None:
     draft = reply(ME, original_mail(refs=refs))
     assert len(draft.references) == 20
     assert draft.references[0] == "r0@example.com"
-    assert draft.references[1:] == (*(f"r{i}@example.com" for i in range(12, 30)), "orig.1@example.com")
+    assert draft.references[1:] == (
+        *(f"r{i}@example.com" for i in range(12, 30)),
+        "orig.1@example.com",
+    )
     # No References: the parent's single In-Reply-To, then its Message-ID.
     draft = reply(ME, original_mail(in_reply_to="<parent@example.com>"))
     assert draft.references == ("parent@example.com", "orig.1@example.com")
     # No Message-ID at all: nothing to point at.
     draft = reply(ME, mail(None))
-    assert draft.in_reply_to is None and draft.references == ()
+    assert draft.in_reply_to is None
+    assert draft.references == ()
     clean(make(draft).raw)
 
 
@@ -680,9 +729,11 @@ def test_reply_to_own_message_goes_to_its_recipients() -> None:
 
 def test_reply_dates_use_the_original_zone() -> None:
     draft = reply(ME, original_mail(date="Sat, 31 Oct 2026 23:30:00 -0700"))
-    assert draft.text is not None and "On Sat, 31 Oct 2026 at 23:30 -0700, Alice" in draft.text
+    assert draft.text is not None
+    assert "On Sat, 31 Oct 2026 at 23:30 -0700, Alice" in draft.text
     no_date = reply(ME, mail("x@y", date=""))
-    assert no_date.text is not None and "\n\nAlice wrote:\n> Hi there." in no_date.text
+    assert no_date.text is not None
+    assert "\n\nAlice wrote:\n> Hi there." in no_date.text
 
 
 def test_html_reply_quotes_escaped_text() -> None:
@@ -690,7 +741,8 @@ def test_html_reply_quotes_escaped_text() -> None:
     draft = reply(ME, original, text="ok", html="<p>ok</p>")
     assert draft.html is not None
     assert draft.html.startswith("<p>ok</p>")
-    assert "a &lt; b &amp; c" in draft.html and "<blockquote" in draft.html
+    assert "a &lt; b &amp; c" in draft.html
+    assert "<blockquote" in draft.html
     msg = clean(make(draft).raw)
     assert msg.get_content_type() == "multipart/alternative"
     assert "> a < b & c" in body_text(msg)
@@ -701,7 +753,8 @@ def test_reply_to_html_only_mail_quotes_its_text() -> None:
         b"Content-Type: text/plain", b"Content-Type: text/html"
     )
     draft = reply(ME, original)
-    assert draft.text is not None and "> Hello there\n>\n> Second" in draft.text
+    assert draft.text is not None
+    assert "> Hello there\n>\n> Second" in draft.text
 
 
 # --------------------------------------------------------------------------- forward
@@ -725,7 +778,8 @@ def test_forward_inline_keeps_text_and_attachments() -> None:
     original = original_with_attachments()
     draft = forward(ME, original, text="FYI")
     assert draft.subject == "Fwd: Photos from Zürich"
-    assert draft.to == () and draft.in_reply_to is None
+    assert draft.to == ()
+    assert draft.in_reply_to is None
     assert draft.text == (
         "FYI\n\n"
         f"{FORWARD_SEPARATOR}\n"
@@ -742,8 +796,14 @@ def test_forward_inline_keeps_text_and_attachments() -> None:
         ("notes.txt", "Grüße\n".encode(), "text/plain"),
     ]
 
-    built = make(Draft(to=("dave@example.com",), subject=draft.subject, text=draft.text,
-                       attachments=draft.attachments))
+    built = make(
+        Draft(
+            to=("dave@example.com",),
+            subject=draft.subject,
+            text=draft.text,
+            attachments=draft.attachments,
+        )
+    )
     msg = clean(built.raw)
     assert [p.get_filename() for p in msg.iter_attachments()] == ["Zürich.jpg", "notes.txt"]
     content = extract_content(built.raw)
@@ -763,8 +823,14 @@ def test_forward_as_attachment_is_message_rfc822() -> None:
     (spec,) = draft.attachments
     assert spec == AttachmentSpec("Photos from Zürich.eml", original, "message/rfc822")
 
-    built = make(Draft(to=("dave@example.com",), subject=draft.subject, text=draft.text,
-                       attachments=draft.attachments))
+    built = make(
+        Draft(
+            to=("dave@example.com",),
+            subject=draft.subject,
+            text=draft.text,
+            attachments=draft.attachments,
+        )
+    )
     assert built.eight_bit_mime is False
     msg = clean(built.raw)
     (part,) = msg.iter_attachments()
@@ -772,7 +838,8 @@ def test_forward_as_attachment_is_message_rfc822() -> None:
     assert part["Content-Transfer-Encoding"] == "7bit"
     assert part.get_filename() == "Photos from Zürich.eml"
     inner = part.get_content()
-    assert isinstance(inner, EmailMessage) and inner["Subject"] == "Photos from Zürich"
+    assert isinstance(inner, EmailMessage)
+    assert inner["Subject"] == "Photos from Zürich"
     content = extract_content(built.raw)
     assert content.text == "see the original"
     (att,) = content.attachments
@@ -784,8 +851,11 @@ def test_forward_as_attachment_of_8bit_and_lf_originals() -> None:
     eight = mail("8@x", "Grüße", body="Grüße aus Köln\n").replace(
         b"Subject: Gr\xc3\xbc\xc3\x9fe", b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?="
     )
-    built = make(Draft(to=("b@x.com",), attachments=forward(ME, eight, as_attachment=True).attachments))
-    assert built.eight_bit_mime is True and built.smtputf8 is False
+    built = make(
+        Draft(to=("b@x.com",), attachments=forward(ME, eight, as_attachment=True).attachments)
+    )
+    assert built.eight_bit_mime is True
+    assert built.smtputf8 is False
     msg = clean(built.raw)
     (part,) = msg.iter_attachments()
     assert part["Content-Transfer-Encoding"] == "8bit"
@@ -799,7 +869,9 @@ def test_forward_as_attachment_of_8bit_and_lf_originals() -> None:
     assert part_bytes(built.raw, "2") == eight  # line ends made CRLF, nothing else
 
     long_line = mail("long@x", body="y" * 2_000 + "\n")
-    built = make(Draft(to=("b@x.com",), attachments=forward(ME, long_line, as_attachment=True).attachments))
+    built = make(
+        Draft(to=("b@x.com",), attachments=forward(ME, long_line, as_attachment=True).attachments)
+    )
     (part,) = clean(built.raw).iter_attachments()
     assert part.get_content_type() == "application/octet-stream"
     assert part.get_content() == long_line
@@ -807,23 +879,27 @@ def test_forward_as_attachment_of_8bit_and_lf_originals() -> None:
 
 def test_forward_inline_of_a_forward_as_attachment() -> None:
     inner = original_mail()
-    outer = make(Draft(to=("me@example.com",), subject="fw", text="look",
-                       attachments=(AttachmentSpec("x.eml", inner, "message/rfc822"),))).raw
+    outer = make(
+        Draft(
+            to=("me@example.com",),
+            subject="fw",
+            text="look",
+            attachments=(AttachmentSpec("x.eml", inner, "message/rfc822"),),
+        )
+    ).raw
     draft = forward(ME, outer)
-    assert [(a.filename, a.content_type) for a in draft.attachments] == [("x.eml", "message/rfc822")]
+    assert [(a.filename, a.content_type) for a in draft.attachments] == [
+        ("x.eml", "message/rfc822")
+    ]
     assert draft.attachments[0].data == inner
     clean(make(Draft(to=("b@x.com",), attachments=draft.attachments)).raw)
 
 
 # --------------------------------------------------------------------------- properties
 
-_TEXT = st.characters(blacklist_categories=("Cs",)) | st.sampled_from(
-    list('"\\()<>[],;:@.=?_\' \tqQbB-é日\r\n\x00')  # the characters that headers care about
+_TEXT = st.characters(blacklist_categories=["Cs"]) | st.sampled_from(
+    list("\"\\()<>[],;:@.=?_' \tqQbB-é日\r\n\x00")  # the characters that headers care about
 )
-
-
-def _expected_name(name: str) -> str:
-    return one_line(name)
 
 
 @PROPS
@@ -843,7 +919,10 @@ def test_random_unicode_builds_and_parses_back(
 
     want_subject, want_from, want_to = one_line(subject), one_line(name), one_line(to_name)
     assert msg["Subject"] == want_subject
-    for header, want, addr in (("From", want_from, "sender@example.com"), ("To", want_to, "rcpt@example.org")):
+    for header, want, addr in (
+        ("From", want_from, "sender@example.com"),
+        ("To", want_to, "rcpt@example.org"),
+    ):
         ((got, got_addr),) = stdlib_addresses(msg, header)
         assert got_addr == addr
         assert got == want or stdlib_gh_128110(got, want, raw_header(built.raw, header))
@@ -853,10 +932,7 @@ def test_random_unicode_builds_and_parses_back(
     env = parse_envelope(built.raw)
     assert env.subject == want_subject
     for got, want in ((env.from_[0].name, want_from), (env.to[0].name, want_to)):
-        # storage.mime reads 'Name' and "Name" (quotes inside the name) as Name.
-        if len(want) >= 2 and want[0] == want[-1] and want[0] in "'\"":
-            want = want[1:-1].strip()
-        assert got == want
+        assert got == storage_reading(want)
     assert env.from_[0].email == "sender@example.com"
     assert env.to[0].email == "rcpt@example.org"
     text = norm.replace("\x00", "").strip("\n")
