@@ -9,7 +9,8 @@ Storage's own known errors (``storage.errors.StorageError``) count as known too.
     ├── UsageError         a command line that cannot be carried out (exit 2)
     ├── ProfileError       the profile folder can't be used
     ├── SecretError        no keyring, a password command that failed, a missing variable
-    └── ImportError_       a mailbox that can't be read part way through
+    ├── ImportError_       a mailbox that can't be read part way through
+    └── ComposeError       (app/compose.py) a bad address, no recipients, an unreadable file
 """
 
 from __future__ import annotations
