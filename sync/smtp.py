@@ -69,7 +69,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import socket
 import ssl
 import threading
 from collections.abc import Coroutine, Sequence
@@ -89,6 +88,9 @@ from sync.errors import (
     SyncError,
     TlsError,
 )
+from sync.netfail import lower as _lower
+from sync.netfail import os_reason as _os_reason
+from sync.netfail import tls_context
 
 __all__ = ["SendResult", "SmtpConfig", "SmtpSession"]
 
@@ -144,46 +146,8 @@ def _reply(code: int, text: str) -> str:
     return f"{code} {_one_line(text)}".rstrip()
 
 
-def _lower(text: str | None) -> str:
-    text = (text or "").strip().rstrip(".")
-    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
-        return text[0].lower() + text[1:]
-    return text
-
-
-_NOT_FOUND = {
-    getattr(socket, name) for name in ("EAI_NONAME", "EAI_NODATA") if hasattr(socket, name)
-}
-
-
-def _os_reason(exc: BaseException) -> str:
-    if isinstance(exc, socket.gaierror):
-        if exc.errno in _NOT_FOUND:
-            return "host name not found"
-        return f"host name lookup failed ({_lower(exc.strerror)})"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, ConnectionResetError):
-        return "connection reset by the server"
-    if isinstance(exc, BrokenPipeError):
-        return "the server closed the connection"
-    if isinstance(exc, ssl.SSLError):
-        return exc.reason.lower().replace("_", " ") if exc.reason else _lower(str(exc))
-    if isinstance(exc, OSError) and exc.strerror:
-        return _lower(exc.strerror)
-    return _lower(str(exc)) or type(exc).__name__
-
-
 def _tls_context(cfg: SmtpConfig) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(purpose=ssl.Purpose.SERVER_AUTH)
-    if cfg.ca_file:
-        try:
-            ctx.load_verify_locations(cafile=cfg.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise TlsError(f"cannot use the CA file {cfg.ca_file}: {_os_reason(exc)}") from exc
-    return ctx
+    return tls_context(cfg.ca_file)
 
 
 def _tls_failure(host: str, where: str, exc: ssl.SSLError) -> TlsError:
