@@ -18,14 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sync.smtp import SmtpConfig
-
 from app import secrets
 from app.errors import TidingsError
 from storage import quickstate
 from storage.dto import AccountInfo
 from sync.errors import SyncError
 from sync.imap import ImapConnection, ServerConfig
+from sync.smtp import SmtpConfig
 
 Emit = Callable[[dict[str, Any]], None]
 
