@@ -11,7 +11,7 @@ import contextlib
 from dataclasses import dataclass
 
 from app import samples
-from app.importer import Progress, extract_all
+from app.importer import Progress, finish_content
 from app.services import Services
 from storage import accounts as acc
 from storage.errors import NotFound
@@ -42,5 +42,5 @@ def build_demo(services: Services, progress: Progress | None = None) -> DemoSumm
         for name, items in by_folder.items():
             folder_id = acc.ensure_folder(s, info.id, name)
             count += len(ingest_batch(s, info.id, folder_id, items))
-    extract_all(services, info.id, progress)
+    finish_content(services, info.id, progress)
     return DemoSummary(info.name, count, len(by_folder))

@@ -26,7 +26,7 @@ from app.errors import ImportError_
 from app.services import Services
 from storage import accounts as acc
 from storage.errors import NotFound
-from storage.ingest import Incoming, content_hash, extract_pending, ingest_batch
+from storage.ingest import Incoming, content_hash, extract_all, ingest_batch
 from storage.mailfiles import FileMessage, detect, iter_emldir, iter_maildir, iter_mbox
 from storage.models import Message
 
@@ -144,12 +144,12 @@ def import_path(
             f"({imported} messages imported so far are kept; run again to continue)"
         ) from exc
 
-    extract_all(services, info.id, progress)
+    finish_content(services, info.id, progress)
     malformed = _count_malformed(services, imported_ids)
     return ImportSummary(info.name, kind, imported, skipped, malformed, tuple(folders))
 
 
-def extract_all(services: Services, account_id: int, progress: Progress | None = None) -> int:
+def finish_content(services: Services, account_id: int, progress: Progress | None = None) -> int:
     """Extract content of every listable-only message of the account, newest first."""
     with services.session() as s:
         todo = s.scalar(
@@ -157,15 +157,12 @@ def extract_all(services: Services, account_id: int, progress: Progress | None =
             .select_from(Message)
             .where(Message.account_id == account_id, Message.content_state == 0)
         )
-    done = 0
-    while True:
-        with services.session() as s:
-            n = len(extract_pending(s, limit=200, account_id=account_id))
-        if not n:
-            return done
-        done += n
+
+    def report(done: int) -> None:
         if progress:
             progress("content", done, todo)
+
+    return extract_all(services.factory, account_id, report)
 
 
 def _count_malformed(services: Services, ids: list[int]) -> int:

@@ -66,15 +66,9 @@ def extract_new(services: Services, account_id: int, emit: Emit, account: str) -
         )
     if pending is None:
         return 0
-    from storage.ingest import extract_pending
+    from storage.ingest import extract_all
 
-    done = 0
-    while True:
-        with services.session() as s:
-            n = len(extract_pending(s, limit=200, account_id=account_id))
-        if not n:
-            break
-        done += n
+    done = extract_all(services.factory, account_id)
     if done:
         emit({"event": "content_extracted", "account": account, "count": done})
     return done

@@ -30,13 +30,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Table, bindparam, case, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from storage import mime
 from storage.bodies import pack, unpack
@@ -495,3 +495,26 @@ def extract_pending(
     if atts:
         conn.execute(insert(_attachments), atts)
     return out
+
+
+def extract_all(
+    factory: sessionmaker[Session],
+    account_id: int,
+    on_batch: Callable[[int], None] | None = None,
+    *,
+    batch: int = 200,
+) -> int:
+    """Run :func:`extract_pending` for the account until nothing is left, one committed
+    batch at a time (import, demo and sync all finish the content stage this way).
+    ``on_batch`` gets the running count. Returns how many messages were done."""
+    from storage.db import session_scope
+
+    done = 0
+    while True:
+        with session_scope(factory) as s:
+            n = len(extract_pending(s, limit=batch, account_id=account_id))
+        if not n:
+            return done
+        done += n
+        if on_batch is not None:
+            on_batch(done)

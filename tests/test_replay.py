@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -22,7 +21,7 @@ from app.services import Services
 from storage.models import Action, Message
 from tests.mailmaker import mail
 from tests.servers.dovecot import Dovecot
-from tests.test_sync import PASSWORD_ENV, assert_converged, server_state
+from tests.test_sync import PASSWORD_ENV, assert_converged, kill_sync_repeatedly, server_state
 
 pytestmark = pytest.mark.usefixtures("dovecot_available")
 
@@ -269,15 +268,7 @@ def test_kill_9_during_replay_applies_nothing_twice(
     before = sum(len(f) for f in server_state(server).values())
     assert services.mark(ids[:300], "seen", True) > 0
     assert services.move(ids[300:350], "Projekte") == 50
-    exe = Path(sys.executable).parent / "tidings"
-    env = dict(os.environ, **{PASSWORD_ENV: "secret"})
-    rng = random.Random(11)
-    for _ in range(3):
-        proc = subprocess.Popen([exe, "--home", str(home), "sync"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(rng.uniform(0.05, 0.6))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_sync_repeatedly(home, times=3, seed=11, after=(0.05, 0.6))
     assert cli("sync").code == 0
     remote = server_state(server)
     assert sum(len(f) for f in remote.values()) == before  # no copy made twice, none lost

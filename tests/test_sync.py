@@ -233,6 +233,19 @@ def test_tls_needs_the_ca(
     ]
 
 
+def kill_sync_repeatedly(home: Path, *, times: int, seed: int, after: tuple[float, float]) -> None:
+    """Start `tidings sync` and kill -9 it after a random moment, ``times`` times."""
+    exe = Path(sys.executable).parent / "tidings"
+    env = dict(os.environ, **{PASSWORD_ENV: "secret"})
+    rng = random.Random(seed)
+    for _ in range(times):
+        proc = subprocess.Popen([exe, "--home", str(home), "sync"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        time.sleep(rng.uniform(*after))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+
 @pytest.mark.slow
 def test_kill_9_during_full_sync_then_converge(
     cli, services: Services, home: Path, work: Dovecot
@@ -240,15 +253,7 @@ def test_kill_9_during_full_sync_then_converge(
     from app.samples import synthetic_messages
 
     work.deliver_many(synthetic_messages(2000, seed=3))
-    exe = Path(sys.executable).parent / "tidings"
-    env = dict(os.environ, **{PASSWORD_ENV: "secret"})
-    rng = random.Random(7)
-    for _ in range(4):
-        proc = subprocess.Popen([exe, "--home", str(home), "sync"], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(rng.uniform(0.3, 1.5))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    kill_sync_repeatedly(home, times=4, seed=7, after=(0.3, 1.5))
     r = cli("sync")
     assert r.code == 0, r.err
     assert_converged(services, work)
