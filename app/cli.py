@@ -717,6 +717,9 @@ def cmd_send(args: argparse.Namespace, svc: Services) -> int:
     )
     built = compose.build(identity, draft)
     send_at = _send_time(args.at, args.now)
+    from app.smtpcheck import check_size
+
+    check_size(account, len(built.raw))
     item = svc.queue_mail(
         account.name,
         raw=built.raw,
@@ -731,13 +734,14 @@ def cmd_send(args: argparse.Namespace, svc: Services) -> int:
     if args.now:
         from app.syncing import send_outbox
 
-        send_outbox(svc, account, None, lambda event: None)
+        sending = send_outbox(svc, account, lambda event: None)
         [info] = [o for o in svc.outbox() if o.id == item]
         if info.state == "sent":
             refused = f" (refused: {', '.join(info.refused)})" if info.refused else ""
             _out(f"sent message {item} to {to}{refused}")
             return 0
-        reason = f": {info.last_error}" if info.last_error else ""
+        why = info.last_error or (sending.error if sending is not None else None)
+        reason = f": {why}" if why else ""
         _out(f"message {item} is {info.state}{reason}; it stays in the outbox")
         return 0 if info.state != "failed" else 1
     when = "after the undo window" if send_at is None else f"at {send_at.isoformat()}"

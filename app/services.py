@@ -18,7 +18,7 @@ from app.errors import UsageError
 from app.profile import Profile
 from storage import accounts as acc
 from storage import actions, outbox, queries
-from storage.db import open_database, session_factory, session_scope
+from storage.db import open_database, read_factory, session_factory, session_scope
 from storage.dto import AccountInfo, FolderInfo, MessageDetail, MessageSummary
 from storage.models import Message
 
@@ -28,6 +28,7 @@ class Services:
         self.profile = profile
         self._engine: Engine | None = None
         self._factory: sessionmaker[Session] | None = None
+        self._reader: sessionmaker[Session] | None = None
 
     @property
     def engine(self) -> Engine:
@@ -45,9 +46,18 @@ class Services:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        """A unit of work that may write (it takes the write lock when it begins)."""
         self.engine  # noqa: B018 - opens (and upgrades) the database on first use
         assert self._factory is not None
         with session_scope(self._factory) as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only unit of work: never waits for a writer (the sync worker)."""
+        if self._reader is None:
+            self._reader = read_factory(self.engine)
+        with session_scope(self._reader) as session:
             yield session
 
     def close(self) -> None:
@@ -62,11 +72,11 @@ class Services:
             return acc.add_account(s, new)
 
     def accounts(self) -> list[AccountInfo]:
-        with self.session() as s:
+        with self.reading() as s:
             return acc.list_accounts(s)
 
     def account(self, name: str) -> AccountInfo:
-        with self.session() as s:
+        with self.reading() as s:
             return acc.get_account(s, name)
 
     def remove_account(self, name: str) -> AccountInfo:
@@ -78,7 +88,7 @@ class Services:
     # -- folders and messages ---------------------------------------------------------
 
     def folders(self, account: str | None = None) -> list[FolderInfo]:
-        with self.session() as s:
+        with self.reading() as s:
             account_id = acc.get_account(s, account).id if account else None
             return queries.folder_infos(s, account_id)
 
@@ -90,7 +100,7 @@ class Services:
         limit: int = 50,
         unread_only: bool = False,
     ) -> list[MessageSummary]:
-        with self.session() as s:
+        with self.reading() as s:
             account_id = acc.get_account(s, account).id if account else None
             folder_ids = acc.find_folder(s, account_id, folder) if folder else None
             return queries.list_messages(
@@ -104,11 +114,11 @@ class Services:
             )
 
     def message(self, message_id: int) -> MessageDetail:
-        with self.session() as s:
+        with self.reading() as s:
             return queries.message_detail(s, message_id)
 
     def raw(self, message_id: int) -> bytes:
-        with self.session() as s:
+        with self.reading() as s:
             return queries.raw_message(s, message_id)
 
     def text(self, message_id: int) -> str:
@@ -161,7 +171,7 @@ class Services:
         return what
 
     def actions(self, *, include_done: bool = False) -> list[actions.ActionInfo]:
-        with self.session() as s:
+        with self.reading() as s:
             return actions.list_actions(s, include_done=include_done)
 
     def retry_action(self, action_id: int | None) -> int:
@@ -223,7 +233,7 @@ class Services:
         return item
 
     def outbox(self, *, include_sent: bool = True) -> list[outbox.OutboxInfo]:
-        with self.session() as s:
+        with self.reading() as s:
             return outbox.list_outbox(s, include_sent=include_sent)
 
     def cancel_outgoing(self, item_id: int) -> None:

@@ -25,8 +25,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from app import sendagent
 from app.errors import TidingsError
-from app.quicksync import server_config, smtp_config
+from app.quicksync import server_config
+from app.sendagent import AgentResult
 from app.services import Services
 from storage.dto import AccountInfo
 from sync.engine import AccountResult, AccountSync
@@ -38,6 +40,8 @@ Emit = Callable[[dict[str, Any]], None]
 IDLE_SLICE = 25 * 60  # RFC 2177: re-issue IDLE at least every 29 minutes
 BACKOFF_START = 1.0
 BACKOFF_MAX = 300.0
+AGENT_BUSY_RETRY = 2.0
+STOP_GRACE = 3.0  # seconds a stopping watch waits for its account threads
 
 
 def imap_accounts(services: Services, name: str | None) -> list[AccountInfo]:
@@ -75,30 +79,32 @@ def extract_new(services: Services, account_id: int, emit: Emit, account: str) -
 
 
 def send_outbox(
-    services: Services, info: AccountInfo, conn: ImapConnection | None, emit: Emit
-) -> int:
-    """Send what is due in the account's outbox; returns how many left."""
+    services: Services, info: AccountInfo, emit: Emit, *, wait: bool = True
+) -> AgentResult | None:
+    """Send what is due in the account's outbox, through a send agent (see
+    ``app/sendagent.py``); None when there was nothing to do. ``wait=False``: if an
+    agent (of an earlier, killed worker) is still sending, return at once (``busy``)."""
     if not info.smtp_host:
-        return 0
+        return None
     from storage.outbox import has_work
 
     with services.session() as s:
         if not has_work(s, info.id, now=datetime.now(UTC)):
-            return 0
-    from sync.outbox import send_due
-
-    summary = send_due(services.factory, info, smtp_config(info), imap=conn, emit=emit)
-    if summary.sent or summary.failed or summary.retrying:
+            return None
+    result = sendagent.run(services.profile.home, info, emit, wait=wait)
+    if result.error:
+        emit({"event": "error", "account": info.name, "message": result.error})
+    if result.sent or result.failed or result.retrying:
         emit(
             {
                 "event": "outbox",
                 "account": info.name,
-                "sent": summary.sent,
-                "retrying": summary.retrying,
-                "failed": summary.failed,
+                "sent": result.sent,
+                "retrying": result.retrying,
+                "failed": result.failed,
             }
         )
-    return summary.sent
+    return result
 
 
 @dataclass
@@ -123,7 +129,8 @@ def sync_once(
                 emit({"event": "state", "account": info.name, "state": "syncing"})
                 engine = AccountSync(services.factory, info, conn, emit=emit)
                 result = engine.run(folder)
-                if send_outbox(services, info, conn, emit):
+                sending = send_outbox(services, info, emit)
+                if sending is not None and sending.sent:
                     engine.replay()  # the Sent copies and \Answered flags, now
             emit({"event": "listable", "account": info.name, "added": result.added})
             summary.results.append(result)
@@ -181,9 +188,16 @@ class Watcher:
         ]
         for t in threads:
             t.start()
+        stop_deadline: float | None = None
         while any(t.is_alive() for t in threads):
             for t in threads:
                 t.join(timeout=0.2)
+            if self._stop.is_set():
+                # A thread waiting for its send agent need not be waited for: the
+                # agent finishes its round on its own (see app/sendagent.py).
+                stop_deadline = stop_deadline or time.monotonic() + STOP_GRACE
+                if time.monotonic() > stop_deadline:
+                    break
 
     def nudge(self) -> None:
         """Local changes were queued (SIGUSR1 from the app or the CLI): replay now."""
@@ -243,11 +257,14 @@ class Watcher:
                 if self._wake.is_set() and not self._stop.is_set():
                     self._wake.clear()
                     engine.replay()
-                if send_outbox(self.services, info, conn, self.emit):
+                sending = send_outbox(self.services, info, self.emit, wait=False)
+                if sending is not None and sending.sent:
                     engine.replay()  # the Sent copies and \\Answered flags
                 inbox = engine.inbox()
                 until_poll = max(0.0, self.poll_interval - (time.monotonic() - last_poll))
                 until_send = self._until_outbox(info)
+                if sending is not None and sending.busy:
+                    until_send = AGENT_BUSY_RETRY  # an earlier worker's agent is sending
                 if until_send is not None and until_send < until_poll:
                     until_poll = until_send
                 if inbox is None or not conn.has_idle:
@@ -282,7 +299,8 @@ class Watcher:
     def _full_pass(self, info: AccountInfo, engine: AccountSync) -> None:
         self.emit({"event": "state", "account": info.name, "state": "syncing"})
         engine.run()
-        if send_outbox(self.services, info, engine.conn, self.emit):
+        sending = send_outbox(self.services, info, self.emit, wait=False)
+        if sending is not None and sending.sent:
             engine.replay()
         extract_new(self.services, info.id, self.emit, info.name)
         self.emit(

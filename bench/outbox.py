@@ -3,11 +3,15 @@
     .venv/bin/python bench/outbox.py [--count 1000]
 
 The SMTP server (``tests/servers/smtp.py``) runs in a child process, so client and
-server do not share a GIL. Measured in one run:
+server do not share a GIL. The account has a Sent folder, so each message sent is
+also stored there and queued for APPEND, as in real use. Measured in one run:
 
-  - N small queued messages sent with one reused SMTP session (the outbox's way),
-    messages/s — target >= 200/s;
-  - the same with a new session per message, for comparison;
+  - N small queued messages sent by the outbox (``sync.outbox.send_due``) over one
+    reused SMTP session, messages/s -- target >= 200/s;
+  - the same with a new SMTP session per message (the session closed after each
+    send, nothing else changed), for comparison;
+  - N small messages through the send agent, the separate process the sync worker
+    starts (process start and imports included);
   - N messages with a 1 MB attachment each: messages/s and peak RSS before and
     after, which must stay flat (each message is read, sent and dropped).
 """
@@ -23,6 +27,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,13 +50,23 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=1000)
     args = ap.parse_args()
 
+    from app import sendagent
     from app.compose import AttachmentSpec, Draft, Identity, build
     from app.profile import Profile
     from app.quicksync import smtp_config
     from app.services import Services
-    from storage.accounts import NewAccount
-    from sync.outbox import send_due
+    from storage.accounts import NewAccount, ensure_folder
+    from sync import outbox as sender
     from sync.smtp import SmtpSession
+
+    class OneShot(SmtpSession):
+        """The outbox's session, closed after every message: no reuse."""
+
+        def send(self, *a: Any, **kw: Any) -> Any:
+            try:
+                return super().send(*a, **kw)
+            finally:
+                self.close()
 
     stop_r, stop_w = multiprocessing.Pipe(duplex=False)
     ready_r, ready_w = multiprocessing.Pipe(duplex=False)
@@ -70,6 +85,8 @@ def main() -> int:
                 secret_ref="TIDINGS_BENCH_PW",
             )
         )  # fmt: skip
+        with svc.session() as s:
+            ensure_folder(s, info.id, "Sent", role="sent")
         cfg = smtp_config(info)
 
         def queue(n: int, attachment: bytes | None) -> None:
@@ -81,37 +98,34 @@ def main() -> int:
                                recipients=b.recipients, subject=f"m{i}",
                                send_at=datetime.now(UTC))  # fmt: skip
 
+        def outbox_run(name: str) -> None:
+            t = time.perf_counter()
+            summary = sender.send_due(svc.factory, info, cfg, find_sent=None, emit=lambda e: None)
+            rows.append((name, summary.sent, time.perf_counter() - t))
+
+        queue(args.count, None)
+        outbox_run("outbox, one reused session")
+        queue(args.count, None)
+        setattr(sender, "SmtpSession", OneShot)  # noqa: B010 - reuse off, nothing else
+        outbox_run("outbox, new session each")
+        setattr(sender, "SmtpSession", SmtpSession)  # noqa: B010
         queue(args.count, None)
         t = time.perf_counter()
-        summary = send_due(svc.factory, info, cfg, imap=None, emit=lambda e: None)
-        reused = time.perf_counter() - t
-        rows.append(("one reused session", summary.sent, reused))
-
-        msgs = [
-            build(ident, Draft(to=("r@example.org",), subject=f"x{i}", text="Hello.\n" * 20))
-            for i in range(args.count)
-        ]
-        t = time.perf_counter()
-        for b in msgs:
-            session = SmtpSession.open(cfg)
-            session.send(b.sender, b.recipients, b.raw)
-            session.close()
-        rows.append(("a new session per message", len(msgs), time.perf_counter() - t))
+        result = sendagent.run(svc.profile.home, info, lambda e: None)
+        rows.append(("send agent process, reused", result.sent, time.perf_counter() - t))
 
         big = os.urandom(1024 * 1024)
         queue(min(args.count, 200), big)
         before = rss_mb()
-        t = time.perf_counter()
-        summary = send_due(svc.factory, info, cfg, imap=None, emit=lambda e: None)
-        rows.append(("1 MB attachment each", summary.sent, time.perf_counter() - t))
+        outbox_run("1 MB attachment each")
         after = rss_mb()
         svc.close()
     stop_w.send("stop")
     child.join(timeout=10)
 
-    print("\nOutbox benchmark: aiosmtpd in a child process on loopback\n")
+    print("\nOutbox benchmark: aiosmtpd in a child process on loopback; Sent copies stored\n")
     for name, n, secs in rows:
-        print(f"{name:<28} {n:>5} messages in {secs:6.2f} s  = {n / secs:7.1f} msg/s")
+        print(f"{name:<30} {n:>5} messages in {secs:6.2f} s  = {n / secs:7.1f} msg/s")
     print(f"\npeak RSS before the 1 MB messages {before:.0f} MB, after {after:.0f} MB")
     print("Target: >= 200 msg/s with reuse; memory flat with 1 MB attachments.")
     return 0

@@ -143,6 +143,13 @@ def get_account(session: Session, name: str) -> AccountInfo:
     return to_info(account)
 
 
+def account_by_id(session: Session, account_id: int) -> AccountInfo:
+    account = session.get(Account, account_id)
+    if account is None:
+        raise NotFound(f"the account (id {account_id}) was removed")
+    return to_info(account)
+
+
 def remove_account(session: Session, name: str) -> None:
     info = get_account(session, name)
     # Order matters little with cascades, but threads and refs go first so that

@@ -77,12 +77,17 @@ def set_flag(
     *,
     now: datetime,
     record_undo: bool = True,
+    missing_ok: bool = False,
 ) -> OpResult:
-    """Set ``flag`` on every location of the messages; queue what the server needs."""
+    """Set ``flag`` on every location of the messages; queue what the server needs.
+
+    A message that is not there raises NotFound, unless ``missing_ok`` (the sender
+    flagging the messages its replies answer: one may have been deleted meanwhile)."""
     if flag not in FLAGS:
         raise ActionError(f"unknown flag {flag!r}")
     locs = _locations(session, message_ids)
-    _check_all_found(message_ids, {loc.message_id for loc in locs})
+    if not missing_ok:
+        _check_all_found(message_ids, {loc.message_id for loc in locs})
     col = getattr(MessageUid, flag)
     changed = [loc for loc in locs if bool(getattr(loc, flag)) != value]
     previous = {loc.message_id: bool(getattr(loc, flag)) for loc in locs}
@@ -713,31 +718,41 @@ def discard_draft(session: Session, account_id: int, draft_key: str, *, now: dat
     _forget_draft(session, account_id, _drafts_folder(session, account_id), draft_key, now)
 
 
-def store_sent(session: Session, account_id: int, raw: bytes, *, now: datetime) -> int | None:
-    """Keep a sent message in Sent: locally at once, on the server by a queued APPEND.
+def store_sent(
+    session: Session, account_id: int, raws: Sequence[bytes], *, now: datetime
+) -> list[int]:
+    """Keep sent messages in Sent: locally at once, on the server by queued APPENDs.
 
-    Returns the local message id, or None when the account has no Sent folder."""
+    Returns the local message ids (none when the account has no Sent folder). Many
+    at a time: the outbox files what one round sent in batches."""
     from storage.ingest import Incoming, ingest_batch
 
     folder = folder_with_role(session, account_id, ("sent",))
-    if folder is None:
-        return None
-    action = Action(
-        account_id=account_id,
-        folder_id=folder.id,
-        kind="append",
-        payload=json.dumps({"flags": ["seen"]}),
-        created_at=now,
-        next_attempt=now,
-    )
-    session.add(action)
+    if folder is None or not raws:
+        return []
+    appends = [
+        Action(
+            account_id=account_id,
+            folder_id=folder.id,
+            kind="append",
+            payload=json.dumps({"flags": ["seen"]}),
+            created_at=now,
+            next_attempt=now,
+        )
+        for _ in raws
+    ]
+    session.add_all(appends)
     session.flush()
-    [res] = ingest_batch(
+    stored = ingest_batch(
         session,
         account_id,
         folder.id,
-        [Incoming(raw, flags=frozenset({"seen"}), uid=-action.id)],
+        [
+            Incoming(raw, flags=frozenset({"seen"}), uid=-a.id)
+            for raw, a in zip(raws, appends, strict=True)
+        ],
         now=now,
     )
-    action.message_id = res.message_id
-    return res.message_id
+    for action, res in zip(appends, stored, strict=True):
+        action.message_id = res.message_id
+    return [res.message_id for res in stored]

@@ -26,7 +26,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from storage.errors import DatabaseUnavailable
 from storage.quickstate import HEAD_REVISION
 
-__all__ = ["HEAD_REVISION", "make_engine", "open_database", "session_factory", "session_scope"]
+__all__ = [
+    "HEAD_REVISION",
+    "make_engine",
+    "open_database",
+    "read_factory",
+    "session_factory",
+    "session_scope",
+]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -53,8 +60,19 @@ def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
     cur.close()
 
 
+# Units of work that may write begin with BEGIN IMMEDIATE: they take the write lock
+# at once (waiting up to the busy timeout for another writer) instead of reading
+# under a deferred BEGIN and failing at their first write with "database is
+# locked" -- SQLite cannot upgrade a read transaction whose snapshot another
+# process (the send agent, the CLI, the GUI) has written past, and the busy timeout
+# does not apply to that case. Read-only work (the GUI's lists, search) begins
+# deferred and never waits for a writer, as WAL allows.
+_IMMEDIATE = "tidings_immediate"
+
+
 def _on_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN")
+    immediate = conn.get_execution_options().get(_IMMEDIATE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(path: Path | str) -> Engine:
@@ -99,6 +117,12 @@ def open_database(path: Path | str) -> Engine:
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for units of work that may write (BEGIN IMMEDIATE)."""
+    return sessionmaker(engine.execution_options(**{_IMMEDIATE: True}), expire_on_commit=False)
+
+
+def read_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions for reading only (deferred BEGIN: never waits for a writer)."""
     return sessionmaker(engine, expire_on_commit=False)
 
 

@@ -1,15 +1,22 @@
 """The outbox: outgoing mail as a persisted state machine.
 
-    scheduled ──(send_at reached)──> queued ──(claimed)──> sending ──> sent
-        │                              ^  │                   │
+    scheduled ──(send_at reached)──> queued ──(claimed)──> sending ──> delivered ──> sent
+        │                              ^  │                   │       (filed)
         └──────── cancelled <──────────┘  └── failed <────────┘ (5xx, or too many tries)
                                           (4xx / dropped: back to queued, later)
 
-Every transition is its own short transaction, written *before* the step it
-announces: a message is ``sending`` on disk before the first SMTP byte goes out and
-``sent`` the moment the server's 250 is read. A message found in ``sending`` after a
-crash may or may not have left; the sender (``sync/outbox.py``) looks for its
-Message-ID in the Sent folder before sending it again.
+Every transition is written *before* the step it announces: a message is
+``sending`` on disk before the first SMTP byte goes out and ``delivered`` the moment
+the server's 250 is read. A message found in ``sending`` after a crash may or may
+not have left; the sender (``sync/outbox.py``) looks for its Message-ID in the Sent
+folder before sending it again.
+
+``delivered`` means the server has it and what follows locally -- the copy in Sent
+and the \\Answered flag on the message it replies to -- is still to be recorded
+("filed"). Filing runs in batches (storing one message at a time in Sent cost more
+than sending it), in the same transactions as the sending, and a crash leaves
+``delivered`` rows that the next round files first: nothing is filed twice or lost.
+Users see ``delivered`` as ``sent``: from where they stand, it is.
 
 Temporary failures back off exponentially with jitter, bounded by a number of tries
 and an age; permanent ones keep the server's words for the user.
@@ -23,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session, defer
 
 from storage.errors import NotFound, StorageError
@@ -35,9 +42,27 @@ BACKOFF_START = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(hours=1)
 UNDO_WINDOW = timedelta(seconds=10)
 
-# Core statements on the table, not ORM-enabled updates: each send writes its state
-# twice, and the ORM's bulk-update machinery costs more than SQLite does.
+# The statements run for every message sent are built once, as Core statements with
+# bound parameters (compiled once, cached): building and coercing an ORM-enabled
+# update per message cost more than SQLite spends running it.
 _t = table_of(Outbox)
+_CLAIM = (
+    update(_t)
+    .where(_t.c.id == bindparam("item"), _t.c.state == "queued")
+    .values(state="sending", attempts=_t.c.attempts + 1)
+)
+_RAW = select(_t.c.raw).where(_t.c.id == bindparam("item"))
+_SENT = (
+    update(_t)
+    .where(_t.c.id == bindparam("item"))
+    .values(
+        state=bindparam("state"),
+        sent_at=bindparam("when"),
+        last_reply=bindparam("reply"),
+        refused=bindparam("refused_json"),
+        last_error=bindparam("error"),
+    )
+)
 
 
 class OutboxError(StorageError):
@@ -160,7 +185,7 @@ def _outgoing(item: Outbox) -> Outgoing:
 
 def raw_of(session: Session, item_id: int) -> bytes:
     """The message bytes, loaded one message at a time (never the whole queue)."""
-    raw = session.scalar(select(Outbox.raw).where(Outbox.id == item_id))
+    raw = session.connection().execute(_RAW, {"item": item_id}).scalar()
     if raw is None:
         raise NotFound(f"no outbox message with id {item_id}")
     return bytes(raw)
@@ -190,26 +215,53 @@ def in_doubt(session: Session, account_id: int) -> list[Outgoing]:
     return [_outgoing(r) for r in rows]
 
 
-def claim(session: Session, item_id: int) -> None:
-    session.connection().execute(
-        update(_t).where(_t.c.id == item_id).values(state="sending", attempts=_t.c.attempts + 1)
-    )
+def claim(session: Session, item_id: int) -> bool:
+    """``sending`` from now on; False when it is no longer queued (cancelled since)."""
+    res = session.connection().execute(_CLAIM, {"item": item_id})
+    return bool(getattr(res, "rowcount", 0))
 
 
 def mark_sent(
-    session: Session, item_id: int, *, reply: str, refused: dict[str, str], now: datetime
+    session: Session,
+    item_id: int,
+    *,
+    reply: str,
+    refused: dict[str, str],
+    now: datetime,
+    to_file: bool = False,
 ) -> None:
+    """The server took it. ``to_file``: its Sent copy or \\Answered flag is still to be
+    recorded (``delivered`` until :func:`mark_filed`)."""
     note = "; ".join(f"{rcpt}: {why}" for rcpt, why in refused.items())
     session.connection().execute(
-        update(_t)
-        .where(_t.c.id == item_id)
-        .values(
-            state="sent",
-            sent_at=now,
-            last_reply=reply[:500],
-            refused=json.dumps(refused, ensure_ascii=False),
-            last_error=f"refused: {note}"[:500] if refused else None,
-        )
+        _SENT,
+        {
+            "item": item_id,
+            "state": "delivered" if to_file else "sent",
+            "when": now,
+            "reply": reply[:500],
+            "refused_json": json.dumps(refused, ensure_ascii=False),
+            "error": f"refused: {note}"[:500] if refused else None,
+        },
+    )
+
+
+def unfiled(session: Session, account_id: int) -> list[Outgoing]:
+    """Delivered messages whose Sent copy and \\Answered flag are still to be recorded."""
+    rows = session.scalars(
+        select(Outbox)
+        .options(defer(Outbox.raw))
+        .where(Outbox.account_id == account_id, Outbox.state == "delivered")
+        .order_by(Outbox.id)
+    )
+    return [_outgoing(r) for r in rows]
+
+
+def mark_filed(session: Session, item_ids: Sequence[int]) -> None:
+    session.execute(
+        update(Outbox)
+        .where(Outbox.id.in_(list(item_ids)), Outbox.state == "delivered")
+        .values(state="sent")
     )
 
 
@@ -254,12 +306,12 @@ def requeue(session: Session, item_id: int, *, now: datetime) -> None:
 
 
 def has_work(session: Session, account_id: int, *, now: datetime) -> bool:
-    """Anything to send (or to settle after a crash) for the account now?"""
+    """Anything to send (or to settle or file after a crash) for the account now?"""
     row = session.scalar(
         select(Outbox.id)
         .where(
             Outbox.account_id == account_id,
-            (Outbox.state == "sending")
+            (Outbox.state.in_(["sending", "delivered"]))
             | (
                 (Outbox.state == "queued")
                 & ((Outbox.next_attempt.is_(None)) | (Outbox.next_attempt <= now))
@@ -296,14 +348,14 @@ def list_outbox(session: Session, *, include_sent: bool = True) -> list[OutboxIn
         .join(Account, Account.id == Outbox.account_id)
     )
     if not include_sent:
-        q = q.where(Outbox.state.not_in(["sent", "cancelled"]))
+        q = q.where(Outbox.state.not_in(["sent", "delivered", "cancelled"]))
     out = []
     for item, account in session.execute(q.order_by(Outbox.id)):
         out.append(
             OutboxInfo(
                 id=item.id,
                 account=account,
-                state=item.state,
+                state="sent" if item.state == "delivered" else item.state,
                 attempts=item.attempts,
                 next_attempt=item.next_attempt if item.state in ("queued", "scheduled") else None,
                 send_at=item.send_at,

@@ -73,7 +73,7 @@ def load(path: Path) -> list[QuickAccount] | None:
         if due:
             return None  # local changes to replay first
         outgoing = conn.execute(
-            "SELECT 1 FROM outbox WHERE state = 'sending'"
+            "SELECT 1 FROM outbox WHERE state IN ('sending', 'delivered')"
             " OR (state = 'queued' AND (next_attempt IS NULL OR next_attempt <= ?))"
             " OR (state = 'scheduled' AND send_at <= ?) LIMIT 1",
             (int(time.time()), int(time.time())),

@@ -92,7 +92,7 @@ from sync.netfail import lower as _lower
 from sync.netfail import os_reason as _os_reason
 from sync.netfail import tls_context
 
-__all__ = ["SendResult", "SmtpConfig", "SmtpSession"]
+__all__ = ["SendResult", "SmtpConfig", "SmtpSession", "too_big"]
 
 SECURITY_MODES: Final = ("ssl", "starttls", "none")
 AUTH_MODES: Final = ("password", "oauth2")
@@ -175,11 +175,12 @@ def _size(n: int) -> str:
     return f"{text} {unit}"
 
 
-def _too_big(size: int, limit: int) -> tuple[str, str]:
+def too_big(size: int, limit: int, host: str) -> str:
+    """The one-line refusal of a message of ``size`` bytes over ``host``'s SIZE."""
     a, b = _size(size), _size(limit)
     if a == b:  # 25.3 MB over a 25 MB limit would read "25 MB ... at most 25 MB"
         a, b = f"{size:,} bytes", f"{limit:,} bytes"
-    return a, b
+    return f"the message is {a}; {host} accepts at most {b}"
 
 
 def _header_section(raw: bytes) -> bytes:
@@ -239,8 +240,13 @@ class SmtpSession:
     # ----------------------------------------------------------- connecting
 
     @classmethod
-    def open(cls, cfg: SmtpConfig, *, account: str | None = None) -> SmtpSession:
-        """Connect, greet (EHLO), set up TLS (implicit or STARTTLS) and log in."""
+    def open(
+        cls, cfg: SmtpConfig, *, account: str | None = None, login: bool = True
+    ) -> SmtpSession:
+        """Connect, greet (EHLO), set up TLS (implicit or STARTTLS) and log in.
+
+        ``login=False`` stops before the login: enough to learn what the server offers
+        (``max_size``, ``smtputf8``) without spending a login attempt."""
         if cfg.security not in SECURITY_MODES:
             raise ValueError(f"security must be one of {SECURITY_MODES}, not {cfg.security!r}")
         if cfg.auth not in AUTH_MODES:
@@ -262,14 +268,14 @@ class SmtpSession:
         )
         session = cls(cfg, asyncio.new_event_loop(), smtp, account)
         try:
-            session._call(session._open())
+            session._call(session._open(login=login))
         except BaseException:
             session._closed = True
             session._teardown()
             raise
         return session
 
-    async def _open(self) -> None:
+    async def _open(self, *, login: bool) -> None:
         cfg, smtp = self._cfg, self._smtp
         try:
             await smtp.connect()
@@ -300,7 +306,7 @@ class SmtpSession:
         await self._ehlo()
         if cfg.security == "starttls":
             await self._starttls()
-        if cfg.username is not None:
+        if cfg.username is not None and login:
             await self._login(cfg.username, cfg.secret or "")
         ext = smtp.esmtp_extensions
         size = ext.get("size", "").strip()
@@ -457,10 +463,7 @@ class SmtpSession:
             )
         size = len(normalize_message_line_endings(raw))
         if self.max_size is not None and size > self.max_size:
-            mine, limit = _too_big(size, self.max_size)
-            raise SmtpPermanent(
-                f"the message is {mine}; {host} accepts at most {limit}", account=self._account
-            )
+            raise SmtpPermanent(too_big(size, self.max_size, host), account=self._account)
         options: list[str] = []
         if self._smtp.supports_extension("size"):
             options.append(f"SIZE={size}")

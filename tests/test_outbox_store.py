@@ -101,3 +101,17 @@ def test_in_doubt_after_a_crash(session: Session, account_id: int) -> None:
     assert doubt.id == item
     outbox.requeue(session, item, now=NOW)
     assert state(session, item) == "queued"
+
+
+def test_a_message_cancelled_after_it_was_listed_as_due_is_not_claimed(
+    session: Session, account_id: int
+) -> None:
+    item = add(session, account_id)
+    [due] = outbox.due(session, account_id, now=NOW)
+    outbox.cancel(session, due.id)  # the user was quicker than the sender
+    session.flush()
+    assert outbox.claim(session, item) is False
+    assert state(session, item) == "cancelled"
+    other = add(session, account_id, mid="m2@x")
+    assert outbox.claim(session, other) is True
+    assert state(session, other) == "sending"

@@ -37,6 +37,9 @@ Behaviour worth knowing when writing tests:
   tests only).
 * ``starttls=True`` requires STARTTLS before MAIL (530 otherwise). The certificate is
   issued by a throwaway trustme CA for 127.0.0.1 and localhost; ``ca_pem`` is its file.
+* ``data_delay`` (seconds, settable any time) holds each 250 after DATA back, as a
+  busy server does: the window in which a client killed has sent a message without
+  knowing it.
 * ``size_limit`` is advertised as SIZE and enforced (552 at MAIL for a declared size
   over it, 552 after DATA for more data); None advertises no SIZE.
 
@@ -190,6 +193,8 @@ class _Handler:
         if fault is not None:
             return await self._apply(server, fault)
         data = envelope.original_content or b""
+        if self.owner.data_delay:  # the server "thinks" before its 250: a wider window
+            await asyncio.sleep(self.owner.data_delay)
         queued = self.owner._record(
             Received(
                 mail_from=envelope.mail_from or "",
@@ -261,6 +266,7 @@ class SmtpServer:
         if tls and starttls:
             raise ValueError("tls (implicit TLS) and starttls exclude each other")
         self.auth = dict(auth) if auth is not None else None
+        self.data_delay = 0.0  # seconds between the end of DATA and the 250
         self.host = "127.0.0.1"
         self.ca_pem: str | None = None
         self._lock = threading.Lock()
