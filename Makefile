@@ -7,9 +7,6 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 APT    := DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Use-Pty=0
 
-export QT_QPA_PLATFORM ?= offscreen
-export QTWEBENGINE_CHROMIUM_FLAGS ?= --no-sandbox --disable-gpu
-
 .PHONY: install run test lint format bench bench-deps system-deps clean
 
 $(STAMP): pyproject.toml
@@ -46,6 +43,9 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Qt tests run headless; `make run` opens a real window, so these apply to `test` only.
+test: export QT_QPA_PLATFORM ?= offscreen
+test: export QTWEBENGINE_CHROMIUM_FLAGS ?= --no-sandbox --disable-gpu
 test: install system-deps lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 

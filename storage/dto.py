@@ -13,7 +13,9 @@ __all__ = [
     "AccountInfo",
     "AddressInfo",
     "AttachmentInfo",
+    "ContactInfo",
     "FolderInfo",
+    "ListRow",
     "MessageDetail",
     "MessageSummary",
 ]
@@ -111,3 +113,34 @@ class MessageDetail:
     content_type: str
     attachments: tuple[AttachmentInfo, ...]
     defects: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListRow:
+    """One row of the desktop message list: a message, or a conversation led by one.
+
+    ``date`` and ``key`` are the keyset position of the row (newest first); the list
+    asks for the next page "before (date, key)". ``key`` is the location row id
+    (``message_uids.id``) when the list is a set of folders. In conversation mode the
+    row is the newest message of its thread within the listed folders, and
+    ``thread_count``/``thread_unread`` describe the whole conversation.
+    """
+
+    summary: MessageSummary
+    date: datetime | None
+    key: int
+    thread_count: int = 1
+    thread_unread: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ContactInfo:
+    """An address for autocomplete, ranked by how often the user wrote to / heard from it."""
+
+    name: str
+    email: str
+    sent_count: int
+    seen_count: int
+
+    def display(self) -> str:
+        return f"{self.name} <{self.email}>" if self.name else self.email

@@ -12,14 +12,31 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import and_, case, exists, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from storage.bodies import unpack
-from storage.dto import AddressInfo, AttachmentInfo, FolderInfo, MessageDetail, MessageSummary
+from storage.dto import (
+    AddressInfo,
+    AttachmentInfo,
+    ContactInfo,
+    FolderInfo,
+    ListRow,
+    MessageDetail,
+    MessageSummary,
+)
 from storage.errors import NotFound
-from storage.models import Account, Attachment, Folder, Message, MessageBody, MessageUid
+from storage.models import (
+    Account,
+    Attachment,
+    Contact,
+    Folder,
+    Message,
+    MessageBody,
+    MessageUid,
+)
 
 HIDDEN_ROLES = ("junk", "trash")
 _ROLE_ORDER = {"inbox": 0, "drafts": 1, "sent": 2, "archive": 3, "all": 4, "flagged": 5}
@@ -234,3 +251,273 @@ def count_messages(session: Session, account_id: int | None = None) -> int:
     if account_id is not None:
         query = query.where(Message.account_id == account_id)
     return int(session.scalar(query) or 0)
+
+
+# --------------------------------------------------------------------------- desktop list
+# The desktop message list pages through a set of folders newest first, keyset-paged
+# on (message_uids.date, message_uids.id), the (folder, date, id) index order. In
+# conversation mode a row is the newest location of its thread within the folders: a
+# location is a thread's head when no other location of the same thread in the same
+# folders sorts above it (one NOT EXISTS probe through messages.thread_id per row).
+
+
+@dataclass(frozen=True, slots=True)
+class PageQuery:
+    folder_ids: Sequence[int]
+    threads: bool = False
+    limit: int = 200
+    before: tuple[datetime | None, int] | None = None  # keyset: (date, key) of the last row
+
+
+def _keyset(date_col: Any, key_col: Any, before: tuple[datetime | None, int]) -> Any:
+    d, k = before
+    if d is None:
+        return and_(date_col.is_(None), key_col < k)
+    return or_(date_col < d, date_col.is_(None), and_(date_col == d, key_col < k))
+
+
+def _not_superseded(folder_ids: list[int]) -> Any:
+    """No other live location of the same thread in ``folder_ids`` sorts above this one."""
+    m2 = aliased(Message)
+    mu2 = aliased(MessageUid)
+    newer = (
+        exists()
+        .where(m2.thread_id == Message.thread_id)
+        .where(mu2.message_id == m2.id)
+        .where(mu2.folder_id.in_(folder_ids))
+        .where(mu2.deleted.is_(False))
+        .where(
+            or_(
+                mu2.date > MessageUid.date,
+                and_(mu2.date == MessageUid.date, mu2.id > MessageUid.id),
+            )
+        )
+    )
+    return or_(Message.thread_id.is_(None), ~newer)
+
+
+def list_page(session: Session, q: PageQuery) -> list[ListRow]:
+    """One page of the desktop list, newest first, after ``q.before``."""
+    folder_ids = list(q.folder_ids)
+    if not folder_ids:
+        return []
+    query = (
+        select(MessageUid.message_id, MessageUid.date, MessageUid.id)
+        .where(MessageUid.folder_id.in_(folder_ids), MessageUid.deleted.is_(False))
+        .order_by(MessageUid.date.desc(), MessageUid.id.desc())
+        .limit(q.limit)
+    )
+    if q.threads:
+        query = query.join(Message, Message.id == MessageUid.message_id).where(
+            _not_superseded(folder_ids)
+        )
+    if q.before is not None:
+        query = query.where(_keyset(MessageUid.date, MessageUid.id, q.before))
+    keys = [(r[0], r[1], r[2]) for r in session.execute(query)]
+    return _rows(session, keys, folder_ids, q.threads)
+
+
+def list_rows_for(
+    session: Session, folder_ids: Sequence[int], message_ids: Sequence[int], *, threads: bool
+) -> list[ListRow]:
+    """The current rows for ``message_ids`` in the folders (to update a list in place).
+
+    In message mode: the live locations of those messages in the folders. In
+    conversation mode: the head row of each thread the messages belong to (so a new
+    reply moves its conversation up). Anything not returned is no longer in the list.
+    """
+    folders = list(folder_ids)
+    if not folders or not message_ids:
+        return []
+    ids = list(dict.fromkeys(message_ids))
+    base = select(MessageUid.message_id, MessageUid.date, MessageUid.id).where(
+        MessageUid.folder_id.in_(folders), MessageUid.deleted.is_(False)
+    )
+    if not threads:
+        query = base.where(MessageUid.message_id.in_(ids))
+    else:
+        thread_ids = thread_ids_of(session, ids)
+        with_thread = sorted({t for t in thread_ids.values() if t is not None})
+        lone = [i for i in ids if thread_ids.get(i) is None]
+        query = base.join(Message, Message.id == MessageUid.message_id).where(
+            or_(Message.thread_id.in_(with_thread), MessageUid.message_id.in_(lone)),
+            _not_superseded(folders),
+        )
+    keys = sorted(
+        ((r[0], r[1], r[2]) for r in session.execute(query)),
+        key=lambda k: (k[1] is not None, k[1] or datetime.min, k[2]),
+        reverse=True,
+    )
+    return _rows(session, keys, folders, threads)
+
+
+def thread_ids_of(session: Session, message_ids: Sequence[int]) -> dict[int, int | None]:
+    """message id -> thread id (None when the message has none); unknown ids are left out."""
+    if not message_ids:
+        return {}
+    rows = session.execute(
+        select(Message.id, Message.thread_id).where(Message.id.in_(list(message_ids)))
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+def _rows(
+    session: Session,
+    keys: list[tuple[int, datetime | None, int]],
+    folder_ids: list[int],
+    threads: bool,
+) -> list[ListRow]:
+    seen: set[int] = set()
+    unique = []
+    for k in keys:
+        if k[0] not in seen:  # the same message in two of the listed folders
+            seen.add(k[0])
+            unique.append(k)
+    by_id = {s.id: s for s in _list_summaries(session, [k[0] for k in unique])}
+    counts: dict[int, tuple[int, int]] = {}
+    if threads:
+        tids = sorted({s.thread_id for s in by_id.values() if s.thread_id is not None})
+        if tids:
+            total = {
+                r[0]: r[1]
+                for r in session.execute(
+                    select(Message.thread_id, func.count())
+                    .where(Message.thread_id.in_(tids))
+                    .group_by(Message.thread_id)
+                )
+            }
+            unread = {
+                r[0]: r[1]
+                for r in session.execute(
+                    select(Message.thread_id, func.count(func.distinct(Message.id)))
+                    .join(MessageUid, MessageUid.message_id == Message.id)
+                    .where(
+                        Message.thread_id.in_(tids),
+                        MessageUid.folder_id.in_(folder_ids),
+                        MessageUid.seen.is_(False),
+                        MessageUid.deleted.is_(False),
+                    )
+                    .group_by(Message.thread_id)
+                )
+            }
+            counts = {t: (int(total.get(t, 1) or 1), int(unread.get(t, 0) or 0)) for t in tids}
+    out = []
+    for mid, date, key in unique:
+        summary = by_id.get(mid)
+        if summary is None:
+            continue
+        n, unread_n = 1, 0 if "seen" in summary.flags else 1
+        if threads and summary.thread_id is not None:
+            n, unread_n = counts.get(summary.thread_id, (1, unread_n))
+        out.append(ListRow(summary, date, key, n, unread_n))
+    return out
+
+
+def thread_summaries(session: Session, thread_id: int) -> list[MessageSummary]:
+    """Every message of a conversation, oldest first."""
+    ids = session.scalars(
+        select(Message.id)
+        .where(Message.thread_id == thread_id)
+        .order_by(Message.date.asc(), Message.id.asc())
+    ).all()
+    return summaries(session, list(ids))
+
+
+def contacts_matching(session: Session, text: str, limit: int = 10) -> list[ContactInfo]:
+    """Contacts whose address, or a word of whose name, starts with ``text``.
+
+    People the user wrote to rank first, then those often heard from, then recent ones.
+    """
+    needle = text.strip().casefold()
+    if not needle:
+        return []
+    pattern = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    query = (
+        select(Contact)
+        .where(
+            or_(
+                Contact.email.like(f"{pattern}%", escape="\\"),
+                func.lower(Contact.name).like(f"{pattern}%", escape="\\"),
+                func.lower(Contact.name).like(f"% {pattern}%", escape="\\"),
+                Contact.email.like(f"%.{pattern}%@%", escape="\\"),
+            )
+        )
+        .order_by(
+            Contact.sent_count.desc(),
+            Contact.seen_count.desc(),
+            Contact.last_seen.desc(),
+            Contact.email,
+        )
+        .limit(limit)
+    )
+    return [
+        ContactInfo(c.name, c.email, c.sent_count, c.seen_count) for c in session.scalars(query)
+    ]
+
+
+def _list_summaries(session: Session, ids: Sequence[int]) -> list[MessageSummary]:
+    """``summaries`` for list pages: plain column reads, no ORM objects (3-4x faster)."""
+    if not ids:
+        return []
+    m = Message
+    rows = session.execute(
+        select(
+            m.id,
+            Account.name,
+            m.date,
+            m.from_name,
+            m.from_email,
+            m.to_addrs,
+            m.subject,
+            m.has_attachments,
+            m.snippet,
+            m.thread_id,
+            m.size,
+            m.malformed,
+        )
+        .join(Account, Account.id == m.account_id)
+        .where(m.id.in_(list(ids)))
+    ).all()
+    mu = MessageUid
+    locs: dict[int, list[Any]] = {}
+    for loc in session.execute(
+        select(
+            mu.message_id,
+            Folder.name,
+            mu.seen,
+            mu.flagged,
+            mu.answered,
+            mu.draft,
+            mu.deleted,
+            mu.keywords,
+        )
+        .join(Folder, Folder.id == mu.folder_id)
+        .where(mu.message_id.in_(list(ids)))
+        .order_by(Folder.name)
+    ):
+        locs.setdefault(loc[0], []).append(loc)
+    by_id = {}
+    for r in rows:
+        here = locs.get(r[0], [])
+        flags = [
+            name
+            for n, name in enumerate(("seen", "flagged", "answered", "draft", "deleted"))
+            if any(loc[2 + n] for loc in here)
+        ]
+        keywords = dict.fromkeys(k.lower() for loc in here for k in (loc[7] or "").split())
+        by_id[r[0]] = MessageSummary(
+            id=r[0],
+            account=r[1],
+            date=r[2],
+            sender=AddressInfo(r[3], r[4]),
+            to=_addrs(r[5]),
+            subject=r[6],
+            folders=tuple(dict.fromkeys(loc[1] for loc in here)),
+            flags=tuple(flags) + tuple(k for k in keywords if k not in flags),
+            has_attachments=r[7],
+            snippet=r[8],
+            thread_id=r[9],
+            size=r[10],
+            malformed=r[11],
+        )
+    return [by_id[i] for i in ids if i in by_id]

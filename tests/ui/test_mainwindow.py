@@ -1,0 +1,133 @@
+"""The main window: keys act through the services and update the list at once; layout
+persists; screenshots of the main and compose windows for review."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtTest import QTest
+
+from app.services import Services
+from ui.models import ROW_ROLE
+
+SHOTS = Path(__file__).resolve().parents[2] / "bench" / "out"
+
+
+def _key(qtbot, window, key: Qt.Key, modifier=Qt.KeyboardModifier.NoModifier) -> None:
+    window.activateWindow()
+    window.list_view.setFocus()
+    QTest.keyClick(window.list_view, key, modifier)
+
+
+def _current(window):
+    return window.list_view.currentIndex().data(ROW_ROLE)
+
+
+def test_keys_act_at_once_and_queue_actions(qtbot, main_window, demo_services: Services) -> None:
+    w = main_window
+    assert w.list_model.rowCount() == 75
+    assert w.list_view.currentIndex().row() == 0
+    _key(qtbot, w, Qt.Key.Key_J)
+    _key(qtbot, w, Qt.Key.Key_J)
+    assert w.list_view.currentIndex().row() == 2
+    _key(qtbot, w, Qt.Key.Key_K)
+    assert w.list_view.currentIndex().row() == 1
+    row = _current(w)
+
+    _key(qtbot, w, Qt.Key.Key_S)  # star
+    assert "flagged" in _current(w).summary.flags
+    _key(qtbot, w, Qt.Key.Key_U)  # unread
+    assert "seen" not in _current(w).summary.flags
+    assert _current(w).summary.id == row.summary.id
+    _key(qtbot, w, Qt.Key.Key_I, Qt.KeyboardModifier.ShiftModifier)  # read
+    assert "seen" in _current(w).summary.flags
+
+    _key(qtbot, w, Qt.Key.Key_E)  # archive: gone from the inbox, cursor on the next one
+    assert w.list_model.row_of_message(row.summary.id) is None
+    assert w.list_model.rowCount() == 74
+    assert w.list_view.currentIndex().row() == 1
+    following = _current(w)
+    _key(qtbot, w, Qt.Key.Key_Delete)
+    assert w.list_model.row_of_message(following.summary.id) is None
+    assert w.list_model.rowCount() == 73
+    trash = next(f for f in demo_services.folders() if f.role == "trash")
+    assert following.summary.id in [
+        m.id for m in demo_services.list_messages(folder=trash.name, limit=500)
+    ]
+    # Ctrl+Z brings the deleted message back into the list.
+    _key(qtbot, w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    assert w.last_undo is not None
+    assert w.list_model.row_of_message(following.summary.id) is not None
+    # The changes are in the store (the demo account is local: nothing to replay).
+    [stored] = [m for m in demo_services.list_messages(limit=500) if m.id == row.summary.id]
+    assert "flagged" in stored.flags
+    assert stored.folders == ("Archive",)
+    qtbot.waitUntil(lambda: w.pending_label.text() == "all changes saved", timeout=10_000)
+
+
+def test_reader_follows_the_cursor_and_enter_opens(qtbot, main_window) -> None:
+    w = main_window
+    qtbot.waitUntil(lambda: w.reader.message_id == w.current_id(), timeout=10_000)
+    _key(qtbot, w, Qt.Key.Key_J)
+    qtbot.waitUntil(lambda: w.reader.message_id == w.current_id(), timeout=10_000)
+    with qtbot.waitSignal(w.reader.message_shown, timeout=20_000):
+        pass
+    assert w.reader.subject.text() == _current(w).summary.subject
+
+
+def test_compose_reply_and_help_keys(qtbot, main_window) -> None:
+    w = main_window
+    _key(qtbot, w, Qt.Key.Key_R)
+    assert len(w.compose_windows) == 1
+    window = w.compose_windows[0]
+    qtbot.addWidget(window)
+    assert window.subject_edit.text().startswith("Re:")
+    assert window.fields.reply_to_message == w.current_id()
+    window.discard()
+    _key(qtbot, w, Qt.Key.Key_C)
+    assert w.compose_windows[-1].to_edit.text() == ""
+    qtbot.addWidget(w.compose_windows[-1])
+    w.compose_windows[-1].discard()
+    _key(qtbot, w, Qt.Key.Key_Slash)
+    assert w.search_box.hasFocus()
+
+
+def test_layout_persists_in_the_profile(qtbot, demo_services: Services, settings, demo_home):
+    from ui.mainwindow import MainWindow
+
+    w = MainWindow(demo_services, settings, start_worker=False)
+    qtbot.addWidget(w)
+    w.show()
+    w.resize(761, 557)
+    w.splitter.setSizes([150, 280, 331])
+    w.actions_by_name["threads"].setChecked(True)
+    sizes = w.splitter.sizes()
+    w.close()
+    assert (demo_home / "ui.ini").exists()
+    from ui.app import open_settings
+
+    again = MainWindow(demo_services, open_settings(demo_home), start_worker=False)
+    qtbot.addWidget(again)
+    again.show()
+    assert again.size().width() == 761
+    assert again.splitter.sizes() == sizes
+    assert again.actions_by_name["threads"].isChecked()
+    again.close()
+
+
+def test_screenshots_of_main_and_compose_windows(qtbot, main_window) -> None:
+    w = main_window
+    w.resize(1280, 800)
+    with qtbot.waitSignal(w.reader.message_shown, timeout=20_000):
+        w.move_cursor(1)
+    qtbot.wait(300)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert w.grab().save(str(SHOTS / "main-window.png"))
+    compose = w.compose_reply("reply_all")
+    qtbot.addWidget(compose)
+    compose.resize(760, 620)
+    qtbot.wait(100)
+    assert compose.grab().save(str(SHOTS / "compose-window.png"))
+    compose.discard()
+    assert (SHOTS / "main-window.png").stat().st_size > 10_000

@@ -1,0 +1,832 @@
+"""The main window: folders | messages | reader, a status bar, and every action one key away.
+
+Why it is shaped this way:
+
+* Three panes in one splitter (folder tree, lazy message list, reader). Window
+  geometry, splitter sizes, list column widths and the conversation toggle persist in
+  the profile's ``ui.ini`` (``QSettings``), so a profile carries its own layout.
+* Every user action goes through ``app.services.Services`` (local-first: the local
+  store changes at once and the change is queued for the server in the same
+  transaction) and then updates the list in place with ``MessageListModel.refresh``,
+  so the row changes before the worker has even heard of it. Archive and delete keep
+  the cursor on the same row, which is now the next message (as mail clients do).
+* The sync worker's events (``ui.worker.SyncWorker``) update the list in place (new
+  mail, flag changes, removals: batched over 150 ms), the folder counts (debounced,
+  read on the thread pool because counting a big mailbox takes tens of ms) and the
+  status bar (per-account state, last error and next retry, pending changes, outbox,
+  offline, first-sync progress).
+* Search (when ``Services.search`` is available) is debounced by 300 ms, runs on the
+  thread pool and shows its results as a list like a folder; a bad query is shown
+  inline under the box, never as a dialog.
+* Keyboard: j/k next/previous, Enter open, r reply, a reply all, f forward, e archive,
+  # or Delete delete, s star, u unread, Shift+I read, c compose, / search, Ctrl+Z undo,
+  ? shortcuts help.
+
+Signals:
+    folder_opened(object): a folder (or search) is shown in the list; the node data.
+    status_changed(): the status bar was updated.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from PySide6.QtCore import (
+    QItemSelectionModel,
+    QModelIndex,
+    QSettings,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QTableView,
+    QTreeView,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.mailbox import Mailbox, StaticSource
+from app.services import Services
+from ui.bridge import known_error, run_task
+from ui.models import (
+    COL_DATE,
+    COL_FLAGS,
+    COL_FROM,
+    COL_SUBJECT,
+    NODE_ROLE,
+    FolderTreeModel,
+    MessageListModel,
+)
+from ui.reader import ReaderPane
+from ui.worker import SyncWorker
+
+__all__ = ["SHORTCUTS", "MainWindow"]
+
+SHORTCUTS: tuple[tuple[str, str], ...] = (
+    ("J", "Next message"),
+    ("K", "Previous message"),
+    ("Enter", "Open the message (focus the reader)"),
+    ("R", "Reply"),
+    ("A", "Reply to all"),
+    ("F", "Forward"),
+    ("E", "Archive"),
+    ("# / Delete", "Delete (move to Trash)"),
+    ("S", "Star / unstar"),
+    ("U", "Mark unread"),
+    ("Shift+I", "Mark read"),
+    ("C", "Compose"),
+    ("/", "Search"),
+    ("Ctrl+Z", "Undo the last change"),
+    ("?", "This help"),
+)
+
+EVENT_BATCH_MS = 150
+COUNTS_DEBOUNCE_MS = 300
+SEARCH_DEBOUNCE_MS = 300
+
+
+class MainWindow(QMainWindow):
+    folder_opened = Signal(object)
+    status_changed = Signal()
+
+    def __init__(
+        self,
+        services: Services,
+        settings: QSettings,
+        *,
+        start_worker: bool = True,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.services = services
+        self.mailbox = Mailbox(services)
+        self.settings = settings
+        self.setWindowTitle("Tidings")
+        self.compose_windows: list[Any] = []
+        self.node: Any = None
+        self._account_state: dict[str, dict[str, Any]] = {}
+        self._pending_ids: set[int] = set()
+        self._search_task: Any = None
+        self._node_before_search: Any = None
+        self.last_undo: str | None = None
+        self._changed: list[list[int]] = []  # ids of recent changes, for undo
+
+        # -- panes
+        self.folder_model = FolderTreeModel(self)
+        self.folder_view = QTreeView(self)
+        self.folder_view.setObjectName("folders")
+        self.folder_view.setModel(self.folder_model)
+        self.folder_view.setHeaderHidden(True)
+        self.folder_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.folder_view.selectionModel().currentChanged.connect(self._on_folder_changed)
+
+        self.list_model = MessageListModel(self)
+        self.list_view = QTableView(self)
+        self.list_view.setObjectName("messages")
+        self.list_view.setModel(self.list_model)
+        self.list_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.list_view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.list_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.list_view.setShowGrid(False)
+        self.list_view.setWordWrap(False)
+        self.list_view.setAlternatingRowColors(True)
+        self.list_view.verticalHeader().hide()
+        vh = self.list_view.verticalHeader()
+        vh.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vh.setDefaultSectionSize(self.fontMetrics().height() + 8)
+        hh = self.list_view.horizontalHeader()
+        hh.setHighlightSections(False)
+        hh.setSectionResizeMode(COL_SUBJECT, QHeaderView.ResizeMode.Stretch)
+        hh.resizeSection(COL_FLAGS, 46)
+        hh.resizeSection(COL_FROM, 200)
+        hh.resizeSection(COL_DATE, 90)
+        self.list_view.selectionModel().currentRowChanged.connect(self._on_row_changed)
+        self.list_view.doubleClicked.connect(lambda _i: self.reply_to_draft_or_open())
+
+        self.reader = ReaderPane(self.mailbox, settings, self)
+        self.reader.link_requested.connect(self.open_link)
+        self.reader.mark_read_requested.connect(self._auto_mark_read)
+
+        self.search_box = QLineEdit(self)
+        self.search_box.setObjectName("search")
+        self.search_box.setPlaceholderText("Search mail  ( / )")
+        self.search_box.setClearButtonEnabled(True)
+        self.search_box.textChanged.connect(self._on_search_text)
+        self.search_error = QLabel(self)
+        self.search_error.setObjectName("searchError")
+        self.search_error.setStyleSheet("color: #b3261e;")
+        self.search_error.setWordWrap(True)
+        self.search_error.hide()
+        self._search_timer = QTimer(self)
+        self._search_timer.setSingleShot(True)
+        self._search_timer.timeout.connect(self._run_search)
+
+        middle = QWidget(self)
+        mid_layout = QVBoxLayout(middle)
+        mid_layout.setContentsMargins(0, 0, 0, 0)
+        mid_layout.setSpacing(2)
+        mid_layout.addWidget(self.search_box)
+        mid_layout.addWidget(self.search_error)
+        mid_layout.addWidget(self.list_view, 1)
+
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
+        self.splitter.setObjectName("panes")
+        self.splitter.addWidget(self.folder_view)
+        self.splitter.addWidget(middle)
+        self.splitter.addWidget(self.reader)
+        self.splitter.setStretchFactor(0, 0)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setStretchFactor(2, 2)
+        self.splitter.setSizes([220, 480, 600])
+        self.setCentralWidget(self.splitter)
+
+        # -- status bar
+        sb = self.statusBar()
+        self.sync_label = QLabel(self)
+        self.sync_label.setObjectName("syncState")
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.pending_label = QLabel(self)
+        self.outbox_label = QLabel(self)
+        self.offline_label = QLabel(self)
+        self.offline_label.setObjectName("offline")
+        self.undo_bar = QWidget(self)
+        ub = QHBoxLayout(self.undo_bar)
+        ub.setContentsMargins(0, 0, 0, 0)
+        self.undo_label = QLabel(self.undo_bar)
+        self.undo_button = QPushButton("Undo", self.undo_bar)
+        ub.addWidget(self.undo_label)
+        ub.addWidget(self.undo_button)
+        self.undo_bar.hide()
+        self._undo_timer = QTimer(self)
+        self._undo_timer.setSingleShot(True)
+        self._undo_timer.timeout.connect(self.undo_bar.hide)
+        self._undo_send: Callable[[], None] | None = None
+        self.undo_button.clicked.connect(self._undo_clicked)
+        sb.addWidget(self.sync_label, 1)
+        sb.addPermanentWidget(self.undo_bar)
+        sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.pending_label)
+        sb.addPermanentWidget(self.outbox_label)
+        sb.addPermanentWidget(self.offline_label)
+
+        # -- timers
+        self._event_timer = QTimer(self)
+        self._event_timer.setSingleShot(True)
+        self._event_timer.timeout.connect(self._apply_events)
+        self._counts_timer = QTimer(self)
+        self._counts_timer.setSingleShot(True)
+        self._counts_timer.timeout.connect(self.reload_counts)
+        self._status_timer = QTimer(self)
+        self._status_timer.timeout.connect(self.refresh_queues)
+        self._status_timer.start(10_000)
+
+        self._build_actions()
+        self._restore_layout()
+
+        # -- worker
+        self.worker: SyncWorker | None = None
+        if start_worker and any(a.kind == "imap" for a in services.accounts()):
+            self.start_worker()
+        self._update_status()
+        self.reload_tree(select_first=True)
+        self.refresh_queues()
+
+    # ------------------------------------------------------------------ actions
+
+    def _build_actions(self) -> None:
+        self.actions_by_name: dict[str, QAction] = {}
+
+        def add(name: str, text: str, keys: Sequence[str], slot: Callable[[], Any]) -> QAction:
+            action = QAction(text, self)
+            action.setShortcuts([QKeySequence(k) for k in keys])
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+            action.triggered.connect(lambda _checked=False: slot())
+            self.addAction(action)
+            self.actions_by_name[name] = action
+            return action
+
+        add("next", "Next message", ["J"], lambda: self.move_cursor(1))
+        add("previous", "Previous message", ["K"], lambda: self.move_cursor(-1))
+        add("open", "Open message", ["Return", "Enter"], self.reply_to_draft_or_open)
+        add("reply", "Reply", ["R"], lambda: self.compose_reply("reply"))
+        add("reply_all", "Reply all", ["A"], lambda: self.compose_reply("reply_all"))
+        add("forward", "Forward", ["F"], lambda: self.compose_reply("forward"))
+        add("archive", "Archive", ["E"], self.archive)
+        add("delete", "Delete", ["#", "Delete", "Shift+3"], self.delete)
+        add("star", "Star", ["S"], self.toggle_star)
+        add("unread", "Mark unread", ["U"], lambda: self.mark_read(False))
+        add("read", "Mark read", ["Shift+I"], lambda: self.mark_read(True))
+        add("compose", "Compose", ["C"], self.compose)
+        add("search", "Search", ["/"], self.focus_search)
+        add("undo", "Undo", ["Ctrl+Z"], self.undo)
+        add("help", "Keyboard shortcuts", ["?", "Shift+/", "F1"], self.show_shortcuts)
+        threads = add("threads", "Conversations", ["Ctrl+T"], self.toggle_threads)
+        threads.setCheckable(True)
+        threads.setChecked(bool(self.settings.value("list/threads", False, type=bool)))
+        add("add_account", "Add account…", [], self.add_account)
+
+        tb = self.addToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        tb.setMovable(False)
+        for name in ("compose", "reply", "reply_all", "forward", "archive", "delete", "star"):
+            tb.addAction(self.actions_by_name[name])
+        tb.addSeparator()
+        tb.addAction(threads)
+        tb.addAction(self.actions_by_name["help"])
+        tb.addAction(self.actions_by_name["add_account"])
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>{t}</td></tr>" for k, t in SHORTCUTS)
+        box = QMessageBox(self)
+        box.setWindowTitle("Keyboard shortcuts")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        box.setText(f"<table cellpadding=3>{rows}</table>")
+        box.setObjectName("shortcutsHelp")
+        box.open()
+
+    # ------------------------------------------------------------------ layout
+
+    def _restore_layout(self) -> None:
+        s = self.settings
+        geometry = s.value("window/geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1280, 800)
+        state = s.value("window/state")
+        if state is not None:
+            self.restoreState(state)
+        panes = s.value("window/panes")
+        if panes is not None:
+            self.splitter.restoreState(panes)
+        columns = s.value("list/columns")
+        if columns is not None:
+            self.list_view.horizontalHeader().restoreState(columns)
+
+    def save_layout(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/panes", self.splitter.saveState())
+        s.setValue("list/columns", self.list_view.horizontalHeader().saveState())
+        s.setValue("list/threads", self.actions_by_name["threads"].isChecked())
+        s.sync()
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        for w in list(self.compose_windows):
+            w.close()
+        self.save_layout()
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        self._status_timer.stop()
+        self.reader.cleanup()
+
+    # ------------------------------------------------------------------ folders
+
+    def reload_tree(self, *, select_first: bool = False) -> None:
+        mailbox = self.mailbox
+
+        def done(tree: Any) -> None:
+            self.folder_model.update(tree, self._saved_searches())
+            if select_first or not self.folder_view.currentIndex().isValid():
+                self._select_default_folder()
+
+        run_task(mailbox.tree, done, owner=self)
+
+    def reload_counts(self) -> None:
+        self.reload_tree()
+
+    def _saved_searches(self) -> list[tuple[str, str]]:
+        fn = getattr(self.services, "saved_searches", None)
+        if fn is None:
+            return []
+        try:
+            found = fn()
+        except Exception as exc:
+            if known_error(exc) is None:
+                raise
+            return []
+        out: list[tuple[str, str]] = []
+        for item in found:
+            if isinstance(item, tuple | list) and len(item) == 2:
+                out.append((str(item[0]), str(item[1])))
+            else:
+                name = getattr(item, "name", None)
+                query = getattr(item, "query", None)
+                if name is not None and query is not None:
+                    out.append((str(name), str(query)))
+        return out
+
+    def _select_default_folder(self) -> None:
+        model = self.folder_model
+        tree = model.tree
+        if tree is None:
+            return
+        want = self.settings.value("list/folder")
+        index = QModelIndex()
+        if isinstance(want, str) and want.startswith("folder:"):
+            with contextlib.suppress(ValueError):
+                index = model.index_of(("folder", int(want.split(":", 1)[1])))
+        if not index.isValid():
+            index = model.index_of(("unified",))
+        if not index.isValid() and tree.inbox_ids:
+            index = model.index_of(("folder", tree.inbox_ids[0]))
+        if not index.isValid() and tree.folders:
+            index = model.index_of(("folder", tree.folders[0].id))
+        if index.isValid():
+            self.folder_view.setCurrentIndex(index)
+            self.folder_view.expandAll()
+
+    def _on_folder_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        node = current.data(NODE_ROLE) if current.isValid() else None
+        if node is None or node[0] == "account":
+            return
+        self.open_node(node)
+
+    def open_node(self, node: Any) -> None:
+        self.node = node
+        kind = node[0]
+        threads = self.actions_by_name["threads"].isChecked()
+        if kind == "search":
+            self.search_box.setText(node[1])
+            return
+        if kind == "unified":
+            folder_ids = list(node[1])
+            recipient = False
+        else:
+            folder_ids = [node[1]]
+            info = self._folder_info(node[1])
+            recipient = info is not None and info.role in ("sent", "drafts")
+            self.settings.setValue("list/folder", f"folder:{node[1]}")
+        self.reader.clear()
+        self.list_model.set_source(
+            self.mailbox.folder_source(folder_ids, threads=threads), show_recipient=recipient
+        )
+        self.folder_opened.emit(node)
+        if self.list_model.rowCount():
+            self.list_view.selectionModel().setCurrentIndex(
+                self.list_model.index(0, 0),
+                QItemSelectionModel.SelectionFlag.ClearAndSelect
+                | QItemSelectionModel.SelectionFlag.Rows,
+            )
+
+    def _folder_info(self, folder_id: int) -> Any:
+        tree = self.folder_model.tree
+        if tree is None:
+            return None
+        return next((f for f in tree.folders if f.id == folder_id), None)
+
+    def toggle_threads(self) -> None:
+        self.settings.setValue("list/threads", self.actions_by_name["threads"].isChecked())
+        if self.node is not None and self.node[0] != "search":
+            self.open_node(self.node)
+
+    # ------------------------------------------------------------------ list & reader
+
+    def selected_ids(self) -> list[int]:
+        rows = sorted({i.row() for i in self.list_view.selectionModel().selectedRows()})
+        if not rows:
+            current = self.list_view.currentIndex()
+            rows = [current.row()] if current.isValid() else []
+        ids = [self.list_model.message_id(r) for r in rows if r < self.list_model.rowCount()]
+        if self.list_model.threads:
+            return self._expand_threads(rows, ids)
+        return ids
+
+    def _expand_threads(self, rows: list[int], ids: list[int]) -> list[int]:
+        """In conversation mode an action applies to the whole conversation in view."""
+        out: list[int] = []
+        for r, mid in zip(rows, ids, strict=True):
+            row = self.list_model.row_at(r)
+            if row is None or row.summary.thread_id is None or row.thread_count <= 1:
+                out.append(mid)
+                continue
+            members = self.mailbox.thread(row.summary.thread_id)
+            out.extend(m.id for m in members if m.account == row.summary.account)
+        return list(dict.fromkeys(out))
+
+    def current_id(self) -> int | None:
+        index = self.list_view.currentIndex()
+        if not index.isValid():
+            return None
+        return self.list_model.message_id(index.row())
+
+    def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if not current.isValid():
+            self.reader.clear()
+            return
+        mid = self.list_model.message_id(current.row())
+        if mid != self.reader.message_id:
+            self.reader.show_message(mid)
+
+    def move_cursor(self, step: int) -> None:
+        view = self.list_view
+        count = self.list_model.rowCount()
+        if not count:
+            return
+        current = view.currentIndex()
+        row = 0 if not current.isValid() else current.row() + step
+        if row >= count and self.list_model.canFetchMore(QModelIndex()):
+            self.list_model.fetchMore(QModelIndex())
+            count = self.list_model.rowCount()
+        row = max(0, min(count - 1, row))
+        index = self.list_model.index(row, 0)
+        view.selectionModel().setCurrentIndex(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        view.scrollTo(index)
+
+    def reply_to_draft_or_open(self) -> None:
+        """Enter: a draft opens in compose; any other message gets the reader's focus."""
+        mid = self.current_id()
+        if mid is None:
+            return
+        row = self.list_model.row_at(self.list_view.currentIndex().row())
+        if row is not None and "draft" in row.summary.flags:
+            self.compose(draft_of=mid)
+            return
+        self.reader.view.setFocus()
+
+    # ------------------------------------------------------------------ changes
+
+    def _change(self, fn: Callable[[list[int]], Any], ids: list[int] | None = None) -> None:
+        ids = self.selected_ids() if ids is None else ids
+        if not ids:
+            return
+        current = self.list_view.currentIndex()
+        row = current.row() if current.isValid() else -1
+        try:
+            fn(ids)
+        except Exception as exc:
+            text = known_error(exc)
+            if text is None:
+                raise
+            self.statusBar().showMessage(text, 8000)
+            return
+        before = self.list_model.message_id(row) if row >= 0 else None
+        self._changed = [*self._changed[-49:], list(ids)]
+        self.list_model.refresh(ids)
+        gone = before is not None and self.list_model.row_of_message(before) is None
+        if (gone or not self.list_view.currentIndex().isValid()) and self.list_model.rowCount():
+            row = max(0, min(row, self.list_model.rowCount() - 1))
+            self.list_view.selectionModel().setCurrentIndex(
+                self.list_model.index(row, 0),
+                QItemSelectionModel.SelectionFlag.ClearAndSelect
+                | QItemSelectionModel.SelectionFlag.Rows,
+            )
+        self._counts_timer.start(COUNTS_DEBOUNCE_MS)
+        self.refresh_queues()
+
+    def mark_read(self, value: bool, ids: list[int] | None = None) -> None:
+        self._change(lambda i: self.services.mark(i, "seen", value), ids)
+
+    def _auto_mark_read(self, message_id: int) -> None:
+        self.mark_read(True, [message_id])
+
+    def toggle_star(self) -> None:
+        ids = self.selected_ids()
+        if not ids:
+            return
+        row = self.list_model.row_at(self.list_view.currentIndex().row())
+        value = not (row is not None and "flagged" in row.summary.flags)
+        self._change(lambda i: self.services.mark(i, "flagged", value), ids)
+
+    def archive(self) -> None:
+        self._change(self.services.archive)
+
+    def delete(self) -> None:
+        self._change(self.services.delete)
+
+    def undo(self) -> None:
+        try:
+            what = self.services.undo()
+        except Exception as exc:
+            text = known_error(exc)
+            if text is None:
+                raise
+            self.statusBar().showMessage(text, 8000)
+            return
+        self.last_undo = what
+        self.statusBar().showMessage(f"Undone: {what}", 5000)
+        self._reload_list_in_place()
+        self._counts_timer.start(COUNTS_DEBOUNCE_MS)
+        self.refresh_queues()
+
+    def _reload_list_in_place(self) -> None:
+        """After an undo, the messages of the change undone may come back (or go)."""
+        ids = self._changed.pop() if self._changed else []
+        loaded = [
+            self.list_model.message_id(r) for r in range(min(self.list_model.rowCount(), 500))
+        ]
+        self.list_model.refresh(list(dict.fromkeys(ids + loaded)))
+
+    # ------------------------------------------------------------------ compose & links
+
+    def compose(
+        self,
+        *,
+        mode: str | None = None,
+        original_id: int | None = None,
+        draft_of: int | None = None,
+        to: str = "",
+    ) -> Any:
+        from ui.compose import ComposeWindow
+
+        window = ComposeWindow(
+            self.services,
+            self.mailbox,
+            self.settings,
+            mode=mode,
+            original_id=original_id,
+            draft_of=draft_of,
+            to=to,
+        )
+        window.queued.connect(self._on_queued)
+        window.closed.connect(lambda w=window: self._forget_compose(w))
+        self.compose_windows.append(window)
+        window.show()
+        return window
+
+    def _forget_compose(self, window: Any) -> None:
+        with contextlib.suppress(ValueError):
+            self.compose_windows.remove(window)
+        self._counts_timer.start(COUNTS_DEBOUNCE_MS)
+
+    def compose_reply(self, mode: str) -> Any:
+        mid = self.current_id()
+        if mid is None:
+            return None
+        return self.compose(mode=mode, original_id=mid)
+
+    def _on_queued(self, item_id: int, seconds: float, reopen: Callable[[], None]) -> None:
+        self.undo_label.setText("Message queued.")
+        self.undo_bar.show()
+
+        def undo_send() -> None:
+            try:
+                self.services.cancel_outgoing(item_id)
+            except Exception as exc:
+                text = known_error(exc)
+                if text is None:
+                    raise
+                self.statusBar().showMessage(f"Too late to undo: {text}", 8000)
+                return
+            self.statusBar().showMessage("Sending undone.", 5000)
+            reopen()
+            self.refresh_queues()
+
+        self._undo_send = undo_send
+        self._undo_timer.start(int(seconds * 1000))
+        self.refresh_queues()
+
+    def _undo_clicked(self) -> None:
+        self.undo_bar.hide()
+        self._undo_timer.stop()
+        if self._undo_send is not None:
+            fn, self._undo_send = self._undo_send, None
+            fn()
+
+    def open_link(self, url: QUrl) -> None:
+        if url.scheme() == "mailto":
+            self.compose(to=url.path())
+            return
+        if url.scheme() not in ("http", "https"):
+            self.statusBar().showMessage(f"Not opening a {url.scheme()}: link", 5000)
+            return
+        answer = QMessageBox.question(
+            self,
+            "Open link",
+            f"Open this address in your browser?\n\n{url.toString()}",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            QDesktopServices.openUrl(url)
+
+    def add_account(self) -> None:
+        from ui.accountdialog import AccountDialog
+
+        dialog = AccountDialog(self.services, self)
+        if dialog.exec():
+            self.reload_tree(select_first=True)
+            if self.worker is None:
+                self.start_worker()
+            else:
+                self.worker.stop()
+                self.worker.start()
+
+    # ------------------------------------------------------------------ search
+
+    def focus_search(self) -> None:
+        self.search_box.setFocus()
+        self.search_box.selectAll()
+
+    def _on_search_text(self, text: str) -> None:
+        self._search_timer.start(SEARCH_DEBOUNCE_MS)
+
+    def _run_search(self) -> None:
+        query = self.search_box.text().strip()
+        search = getattr(self.services, "search", None)
+        if self._search_task is not None:
+            self._search_task.cancel()
+        if not query:
+            self.search_error.hide()
+            if self._node_before_search is not None:
+                node, self._node_before_search = self._node_before_search, None
+                self.open_node(node)
+            return
+        if search is None:
+            self.search_error.setText("Search is not available in this build.")
+            self.search_error.show()
+            return
+        if self._node_before_search is None and self.node is not None:
+            self._node_before_search = self.node
+        services = self.services
+
+        def done(found: Any) -> None:
+            self.search_error.hide()
+            self.reader.clear()
+            self.list_model.set_source(StaticSource(services, list(found)))
+            self.folder_opened.emit(("search", query))
+
+        def failed(exc: BaseException) -> None:
+            text = known_error(exc)
+            if text is None:
+                from ui.bridge import report_error
+
+                report_error(exc)
+                return
+            self.search_error.setText(text)
+            self.search_error.show()
+
+        self._search_task = run_task(
+            lambda: search(query, account=None, limit=1000, sort="date"), done, failed, owner=self
+        )
+
+    # ------------------------------------------------------------------ worker & status
+
+    def start_worker(self) -> None:
+        self.worker = SyncWorker(self.services.profile.home, self)
+        self.worker.event_received.connect(self.on_worker_event)
+        self.worker.state_changed.connect(lambda _s: self._update_status())
+        self.worker.start()
+
+    def on_worker_event(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        account = str(event.get("account", ""))
+        if kind in ("messages_added", "flags_changed", "messages_removed"):
+            ids = event.get("ids") or []
+            self._pending_ids.update(int(i) for i in ids)
+            if not self._event_timer.isActive():
+                self._event_timer.start(EVENT_BATCH_MS)
+            self._counts_timer.start(COUNTS_DEBOUNCE_MS)
+        elif kind in ("folder_synced", "folders_removed", "listable", "content_extracted"):
+            self._counts_timer.start(COUNTS_DEBOUNCE_MS)
+        if kind == "state":
+            st = self._account_state.setdefault(account, {})
+            st["state"] = event.get("state")
+            if event.get("state") in ("synced", "idle"):
+                st.pop("error", None)
+                st.pop("retry_at", None)
+                self.progress.hide()
+            if "retry_in" in event:
+                st["retry_at"] = datetime.now(UTC).timestamp() + float(event["retry_in"])
+        elif kind == "error":
+            st = self._account_state.setdefault(account, {})
+            where = f"{event['folder']}: " if event.get("folder") else ""
+            st["error"] = f"{where}{event.get('message', '')}"
+        elif kind == "progress":
+            total = int(event.get("total") or 0)
+            done = int(event.get("done") or 0)
+            if total > 0 and done < total:
+                self.progress.setRange(0, total)
+                self.progress.setValue(done)
+                self.progress.setFormat(f"{account}/{event.get('folder', '')}: %v of %m")
+                self.progress.show()
+            else:
+                self.progress.hide()
+        elif kind in ("sent", "send_failed", "outbox"):
+            self.refresh_queues()
+            if kind == "send_failed":
+                self.statusBar().showMessage(f"Not sent: {event.get('message', '')}", 15000)
+        self._update_status()
+
+    def _apply_events(self) -> None:
+        ids, self._pending_ids = sorted(self._pending_ids), set()
+        if ids:
+            self.list_model.refresh(ids)
+
+    def _update_status(self) -> None:
+        parts = []
+        now = datetime.now(UTC).timestamp()
+        offline = self.worker is None or self.worker.state != "running"
+        for name in sorted(self._account_state):
+            st = self._account_state[name]
+            text = f"{name}: {st.get('state') or 'starting'}"
+            if st.get("error"):
+                text += f" — {st['error']}"
+            if st.get("retry_at"):
+                text += f" (retry in {max(0, round(st['retry_at'] - now))} s)"
+            parts.append(text)
+        if self.worker is not None and self.worker.state == "restarting":
+            secs = round(self.worker.next_retry_ms / 1000)
+            parts.append(f"sync worker stopped: {self.worker.last_error}; restarting in {secs} s")
+        if self.worker is None:
+            has_imap = self.folder_model.tree is not None and any(
+                a.kind == "imap" for a in self.folder_model.tree.accounts
+            )
+            parts.append("sync is off" if has_imap else "local mail only")
+        self.sync_label.setText("   ".join(parts))
+        states = [st.get("state") for st in self._account_state.values()]
+        if states and all(s in ("offline", "error", "connecting") for s in states):
+            offline = True
+        if self.worker is None:
+            self.offline_label.setText("")
+        else:
+            self.offline_label.setText("● Offline" if offline else "● Online")
+            color = "#b3261e" if offline else "#1e8e3e"
+            self.offline_label.setStyleSheet(f"color: {color};")
+        self.status_changed.emit()
+
+    def refresh_queues(self) -> None:
+        services = self.services
+
+        def read() -> tuple[int, int, int]:
+            pending = services.actions()
+            failed = sum(1 for a in pending if getattr(a, "state", "") == "failed")
+            out = [o for o in services.outbox(include_sent=False) if o.state != "cancelled"]
+            return len(pending), failed, len(out)
+
+        def done(counts: tuple[int, int, int]) -> None:
+            pending, failed, outbox = counts
+            text = f"{pending} pending" if pending else "all changes saved"
+            if failed:
+                text += f" ({failed} failed)"
+            self.pending_label.setText(text)
+            self.outbox_label.setText(f"outbox: {outbox}" if outbox else "")
+            self.status_changed.emit()
+
+        run_task(read, done, lambda exc: None, owner=self)
