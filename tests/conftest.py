@@ -24,6 +24,7 @@ from app.services import Services
 from storage import accounts as acc
 from storage.db import open_database, session_factory
 from tests.servers.dovecot import Dovecot, unavailable_reason
+from tests.servers.smtp import SmtpServer
 
 CORPUS_ENV = "TIDINGS_CORPUS"
 
@@ -153,3 +154,31 @@ def dovecot(make_dovecot: Callable[..., Dovecot], request: pytest.FixtureRequest
 @pytest.fixture
 def tls_dovecot(make_dovecot: Callable[..., Dovecot]) -> Dovecot:
     return make_dovecot(tls=True)
+
+
+# The environment variable that holds the test accounts' password (alice / secret).
+PASSWORD_ENV = "TIDINGS_TEST_IMAP_PW"
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A recording, fault-injecting aiosmtpd that logs in alice / secret."""
+    with SmtpServer(auth={"alice": "secret"}) as server:
+        yield server
+
+
+@pytest.fixture
+def mail_account(
+    cli: Any, dovecot: Dovecot, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> Dovecot:
+    """Account ``work`` (alice@example.com, "Alice Ämber") on the private Dovecot and
+    aiosmtpd, its password in the environment; returns the Dovecot."""
+    monkeypatch.setenv(PASSWORD_ENV, "secret")
+    r = cli(
+        "account", "add", "work", "--email", "alice@example.com", "--display-name", "Alice Ämber",
+        "--imap-host", dovecot.host, "--imap-port", str(dovecot.port), "--imap-security", "none",
+        "--smtp-host", smtp.host, "--smtp-port", str(smtp.port), "--smtp-security", "none",
+        "--username", "alice", "--password-env", PASSWORD_ENV,
+    )  # fmt: skip
+    assert r.code == 0, r.err
+    return dovecot

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,31 +19,18 @@ from app.compose import Draft, Identity, build
 from app.quicksync import smtp_config
 from app.services import Services
 from sync.outbox import send_due
+from tests.conftest import PASSWORD_ENV
 from tests.mailmaker import mail
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServer
-from tests.test_sync import PASSWORD_ENV, server_state
+from tests.test_sync import server_state
 
 pytestmark = pytest.mark.usefixtures("dovecot_available")
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer(auth={"alice": "secret"})
-    with server:
-        yield server
-
-
-@pytest.fixture
-def work(cli, dovecot: Dovecot, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch) -> Dovecot:
-    monkeypatch.setenv(PASSWORD_ENV, "secret")
-    r = cli(
-        "account", "add", "work", "--email", "alice@example.com", "--display-name", "Alice Ämber",
-        "--imap-host", dovecot.host, "--imap-port", str(dovecot.port), "--imap-security", "none",
-        "--smtp-host", smtp.host, "--smtp-port", str(smtp.port), "--smtp-security", "none",
-        "--username", "alice", "--password-env", PASSWORD_ENV,
-    )  # fmt: skip
-    assert r.code == 0, r.err
+def work(cli, mail_account: Dovecot) -> Dovecot:
+    dovecot = mail_account
     dovecot.deliver(
         mail(
             "orig@x",

@@ -19,9 +19,10 @@ from sqlalchemy import func, select, update
 
 from app.services import Services
 from storage.models import Action, Message
+from tests.conftest import PASSWORD_ENV
 from tests.mailmaker import mail
 from tests.servers.dovecot import Dovecot
-from tests.test_sync import PASSWORD_ENV, assert_converged, kill_sync_repeatedly, server_state
+from tests.test_sync import assert_converged, kill_sync_repeatedly, server_state
 
 pytestmark = pytest.mark.usefixtures("dovecot_available")
 

@@ -26,14 +26,13 @@ from sqlalchemy import func, select
 from app.services import Services
 from storage.bodies import unpack
 from storage.models import Folder, Message, MessageBody, MessageUid
+from tests.conftest import PASSWORD_ENV
 from tests.mailmaker import mail
 from tests.servers.dovecot import NO_CONDSTORE_CAPABILITIES as NO_CONDSTORE
 from tests.servers.dovecot import Dovecot
 
 pytestmark = pytest.mark.usefixtures("dovecot_available")
 
-
-PASSWORD_ENV = "TIDINGS_TEST_IMAP_PW"
 
 FlagMap = dict[int, tuple[bytes, frozenset[str]]]
 
