@@ -42,21 +42,17 @@ from pathlib import Path
 from typing import IO, Any
 
 from storage.dto import AccountInfo
+from sync.outbox import SendSummary
 
 Emit = Callable[[dict[str, Any]], None]
 
 LOCK_NAME = "send-{account}.lock"
 
 
-@dataclass(frozen=True)
-class AgentResult:
+@dataclass(slots=True)
+class AgentResult(SendSummary):
     """What one round of sending did, as the agent reported it."""
 
-    sent: int = 0
-    retrying: int = 0
-    failed: int = 0
-    found_in_sent: int = 0
-    in_doubt: int = 0
     busy: bool = False  # another agent holds the account's lock: nothing was done
     error: str | None = None  # the agent itself failed (its one-line reason)
 
@@ -196,13 +192,7 @@ def _agent(job: dict[str, Any], out: _Out) -> AgentResult:
             )
         finally:
             services.close()
-    return AgentResult(
-        sent=summary.sent,
-        retrying=summary.retrying,
-        failed=summary.failed,
-        found_in_sent=summary.found_in_sent,
-        in_doubt=summary.in_doubt,
-    )
+    return AgentResult(**asdict(summary))
 
 
 def main(stdin: IO[bytes] | None = None) -> int:
