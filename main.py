@@ -9,7 +9,14 @@ first-run screen offering "Add account" or "Open demo". The window itself is
 
 from __future__ import annotations
 
+import gc
 import sys
+
+# Start-up allocates hundreds of thousands of long-lived objects (SQLAlchemy, Qt
+# bindings): collecting them over and over while importing costs ~10% of the start.
+# ui.app turns the collector back on once the window shows its first rows, after
+# freezing what exists then (so later collections never walk it again).
+gc.disable()
 
 
 def main(argv: list[str] | None = None) -> int:

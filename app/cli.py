@@ -93,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     how.add_argument("--json", action="store_true")
     how.add_argument("--raw", action="store_true", help="the exact stored bytes")
     how.add_argument("--text", action="store_true", help="the text body only")
+    sh.add_argument("--invite", action="store_true", help="the calendar invitation in it")
+    sh.add_argument("--save-ics", metavar="PATH", help="with --invite: export it as a .ics file")
 
     im = sub.add_parser("import", help="import an mbox file, a Maildir or .eml files")
     im.add_argument("path", metavar="PATH")
@@ -162,6 +164,24 @@ def build_parser() -> argparse.ArgumentParser:
     ob.add_argument("--json", action="store_true")
 
     sub.add_parser("demo", help="create (or refresh) the demo profile")
+
+    sr = sub.add_parser(
+        "search",
+        help="search all mail offline (Gmail's operators: from: is:unread after: ...)",
+        description='Search all mail offline, newest first. Operators: words, "phrases", '
+        "from: to: cc: subject: filename:, in:FOLDER (inbox, sent, drafts, trash, spam, "
+        "archive, anywhere), is:read|unread|starred|unstarred|answered|draft, "
+        "has:attachment, after:/before:YYYY-MM-DD, newer_than:/older_than:7d|2w|6m|1y, "
+        "larger:/smaller:5M, account:NAME, OR, -negation, (parentheses).",
+    )
+    sr.add_argument("query", nargs="+", metavar="QUERY")
+    sr.add_argument("--account", metavar="NAME")
+    sr.add_argument("--limit", type=_positive, default=50, metavar="N")
+    sr.add_argument("--sort", choices=("date", "relevance"), default="date")
+    sr.add_argument("--json", action="store_true")
+    sr.add_argument("--save", metavar="NAME", help="save the query as a smart folder")
+    sub.add_parser("reindex", help="rebuild the search index from the local mail")
+    _add_rich_commands(sub)
     return p
 
 
@@ -350,6 +370,11 @@ def cmd_folders(args: argparse.Namespace, svc: Services) -> int:
             role = f" [{f.role}]" if f.role else ""
             state = f"  ({f.sync_state}: {f.last_error})" if f.last_error else ""
             _out(f"{f.account}  {f.name}{role}  {f.unread} unread / {f.total}{state}")
+    for saved in svc.saved_searches():  # smart folders
+        if args.json:
+            _json_line({"kind": "saved_search", "name": saved.name, "query": saved.query})
+        else:
+            _out(f"saved search  {saved.name}  ({saved.query})")
     return 0
 
 
@@ -357,18 +382,13 @@ def cmd_list(args: argparse.Namespace, svc: Services) -> int:
     rows = svc.list_messages(
         account=args.account, folder=args.folder, limit=args.limit, unread_only=args.unread
     )
-    for m in rows:
-        if args.json:
-            _json_line(summary_json(m))
-        else:
-            mark = ("*" if "flagged" in m.flags else " ") + (" " if "seen" in m.flags else "N")
-            att = "@" if m.has_attachments else " "
-            sender = _clip(m.sender.name or m.sender.email or "(unknown)", 24).ljust(24)
-            _out(f"{m.id:>7} {mark}{att} {_local_date(m)}  {sender}  {_clip(m.subject, 60)}")
+    _print_messages(rows, args.json)
     return 0
 
 
 def cmd_show(args: argparse.Namespace, svc: Services) -> int:
+    if args.invite or args.save_ics:
+        return cmd_show_invite(args, svc)
     if args.raw:
         data = svc.raw(args.id)
         sys.stdout.flush()
@@ -477,6 +497,72 @@ def cmd_import(args: argparse.Namespace, svc: Services) -> int:
         f"imported {s.imported}, skipped {s.skipped} (already there), "
         f"flagged as malformed {s.malformed} — into {s.account}: {', '.join(s.folders) or '-'}"
     )
+    return 0
+
+
+def _print_messages(rows: Sequence[MessageSummary], as_json: bool) -> None:
+    for m in rows:
+        if as_json:
+            _json_line(summary_json(m))
+        else:
+            mark = ("*" if "flagged" in m.flags else " ") + (" " if "seen" in m.flags else "N")
+            att = "@" if m.has_attachments else " "
+            sender = _clip(m.sender.name or m.sender.email or "(unknown)", 24).ljust(24)
+            _out(f"{m.id:>7} {mark}{att} {_local_date(m)}  {sender}  {_clip(m.subject, 60)}")
+
+
+def cmd_search(args: argparse.Namespace, svc: Services) -> int:
+    from app import search
+
+    query = " ".join(args.query)
+    if args.save:
+        if args.account:
+            query = f'account:"{args.account}" ({query})'
+        saved = svc.save_search(args.save, query)
+        _out(f"saved search {saved.name}: {saved.query}")
+        return 0
+    bar = _progress_bar()
+    search.catch_up(
+        svc,
+        progress=lambda done, total: bar("indexing", done, total),
+        notice=lambda text: print(f"{PROG}: {text}", file=sys.stderr),
+    )
+    from storage.search import SearchUnavailable
+
+    def run() -> list[MessageSummary]:
+        return svc.search(query, account=args.account, limit=args.limit, sort=args.sort)
+
+    try:
+        rows = run()
+    except SearchUnavailable:  # found damaged while reading: rebuild, then answer
+        search.catch_up(svc, notice=lambda text: print(f"{PROG}: {text}", file=sys.stderr))
+        rows = run()
+    _print_messages(rows, args.json)
+    return 0
+
+
+def _quick_search(args: argparse.Namespace, home: Path) -> bool:
+    """``tidings search`` without SQLAlchemy (app/search.py); False: take the full path."""
+    from app.search import quick_search
+
+    rows = quick_search(
+        home, " ".join(args.query), account=args.account, limit=args.limit, sort=args.sort
+    )
+    if rows is None:
+        return False
+    _print_messages(rows, args.json)
+    return True
+
+
+def cmd_reindex(args: argparse.Namespace, svc: Services) -> int:
+    import time
+
+    from app import search
+
+    bar = _progress_bar()
+    started = time.monotonic()
+    run = search.reindex(svc, progress=lambda done, total: bar("indexing", done, total))
+    _out(f"indexed {run.indexed} messages in {time.monotonic() - started:.1f} s")
     return 0
 
 
@@ -786,6 +872,261 @@ def cmd_outbox(args: argparse.Namespace, svc: Services) -> int:
     return 0
 
 
+# -- rich messages: invitations, unsubscribe, attachments (app/invites.py, ...) ----------
+
+
+def _add_rich_commands(sub: Any) -> None:
+    rv = sub.add_parser("rsvp", help="answer a calendar invitation")
+    rv.add_argument("id", type=_positive, metavar="ID")
+    rv.add_argument("answer", choices=("accept", "tentative", "decline"))
+    rv.add_argument("--comment", metavar="TEXT", help="a note for the organiser")
+    rv.add_argument("--now", action="store_true", help="skip the undo window and send at once")
+
+    un = sub.add_parser("unsubscribe", help="leave the mailing list a message came from")
+    un.add_argument("id", type=_positive, metavar="ID")
+    un.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+
+    at = sub.add_parser("attachments", help="list or save a message's attachments")
+    at.add_argument("id", type=_positive, metavar="ID")
+    at.add_argument("--save", metavar="DIR", help="save them into DIR (created if need be)")
+    at.add_argument(
+        "--part", nargs="+", metavar="PART", help="only these parts (as listed); default: all"
+    )
+    at.add_argument("--json", action="store_true")
+
+
+def _when_json(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _participant_json(p: Any) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "email": p.email,
+        "partstat": p.partstat or None,
+        "role": p.role,
+        "kind": p.kind,
+        "rsvp": p.rsvp,
+        "is_me": p.is_me,
+    }
+
+
+_PARTSTAT_WORDS = {
+    "NEEDS-ACTION": "needs action",
+    "ACCEPTED": "accepted",
+    "TENTATIVE": "tentative",
+    "DECLINED": "declined",
+    "DELEGATED": "delegated",
+}
+
+
+def cmd_show_invite(args: argparse.Namespace, svc: Services) -> int:
+    from app.errors import InviteError
+
+    if args.raw or args.text:
+        raise UsageError("--invite cannot be combined with --raw or --text")
+    invite = svc.invite(args.id)
+    if invite is None:
+        raise InviteError(f"message {args.id} has no calendar invitation")
+    saved = svc.save_ics(args.id, Path(args.save_ics)) if args.save_ics else None
+    r = invite.response
+    if args.json:
+        _json_line(
+            {
+                "id": args.id,
+                "method": invite.method,
+                "kind": invite.kind,
+                "uid": invite.uid,
+                "sequence": invite.sequence,
+                "recurrence_id": invite.recurrence_id,
+                "title": invite.title,
+                "start": _when_json(invite.start),
+                "end": _when_json(invite.end),
+                "all_day": invite.all_day,
+                "when": invite.when,
+                "organizer_zone": invite.organizer_zone,
+                "organizer_start": _when_json(invite.organizer_start),
+                "organizer_end": _when_json(invite.organizer_end),
+                "recurrence": invite.recurrence,
+                "location": invite.location,
+                "url": invite.url,
+                "organizer": _participant_json(invite.organizer) if invite.organizer else None,
+                "attendees": [_participant_json(a) for a in invite.attendees],
+                "status": invite.status or None,
+                "description": invite.description,
+                "can_reply": invite.can_reply,
+                "reply_blocker": invite.reply_blocker,
+                "superseded_by": invite.superseded_by,
+                "response": None
+                if r is None
+                else {
+                    "partstat": r.partstat,
+                    "comment": r.comment,
+                    "sequence": r.sequence,
+                    "answered_at": r.answered_at.isoformat(),
+                    "outbox_id": r.outbox_id,
+                    "outbox_state": r.outbox_state,
+                },
+                "saved_ics": str(saved) if saved else None,
+            }
+        )
+        return 0
+    label = {
+        "request": "Invitation",
+        "update": "Updated invitation",
+        "cancel": "Cancelled",
+        "reply": "Answer",
+        "publish": "Event",
+    }.get(invite.kind, f"Calendar ({invite.method})")
+    _out(f"{label + ':':<12} {invite.title}")
+    _out(f"{'When:':<12} {invite.when}")
+    if invite.recurrence:
+        _out(f"{'Repeats:':<12} {invite.recurrence}")
+    if invite.recurrence_id:
+        _out(f"{'':<12} (this occurrence only)")
+    if invite.changed_occurrences:
+        _out(f"{'':<12} ({invite.changed_occurrences} occurrence(s) changed)")
+    if invite.location:
+        _out(f"{'Where:':<12} {invite.location}")
+    if invite.url:
+        _out(f"{'Link:':<12} {invite.url}")
+    if invite.organizer:
+        _out(f"{'Organiser:':<12} {invite.organizer.display()}")
+    for n, a in enumerate(invite.attendees):
+        you = " (you)" if a.is_me else ""
+        state = _PARTSTAT_WORDS.get(a.partstat, a.partstat.lower())
+        optional = ", optional" if a.role == "OPT-PARTICIPANT" else ""
+        _out(f"{'Attendees:' if n == 0 else '':<12} {a.display()}{you}: {state}{optional}")
+    if r is not None:
+        answer = _PARTSTAT_WORDS.get(r.partstat, r.partstat.lower())
+        when = r.answered_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        sent = f", {r.outbox_state}" if r.outbox_state else ""
+        earlier = " to an earlier version" if invite.response_outdated else ""
+        _out(f"{'You:':<12} {answer}{earlier} ({when}{sent})")
+    if invite.superseded_by is not None:
+        _out(f"{'Note:':<12} a newer version is message {invite.superseded_by}")
+    if invite.can_reply:
+        _out(f"{'Answer:':<12} tidings rsvp {args.id} accept|tentative|decline")
+    elif invite.kind in ("request", "update"):
+        _out(f"{'Answer:':<12} cannot answer: {invite.reply_blocker}")
+    if saved is not None:
+        _out(f"{'Saved:':<12} {saved}")
+    if invite.description:
+        _out()
+        _out(invite.description)
+    return 0
+
+
+def _send_queued_now(svc: Services, account_name: str, item: int) -> tuple[str, str | None]:
+    """Send what is due for the account now; the item's state and its last error."""
+    from app.syncing import send_outbox
+
+    account = svc.account(account_name)
+    sending = send_outbox(svc, account, lambda event: None)
+    [info] = [o for o in svc.outbox() if o.id == item]
+    why = info.last_error or (getattr(sending, "error", None) if sending is not None else None)
+    return info.state, why
+
+
+def cmd_rsvp(args: argparse.Namespace, svc: Services) -> int:
+    from datetime import UTC, datetime
+
+    account = svc.message(args.id).summary.account
+    item = svc.rsvp(
+        args.id,
+        args.answer,
+        comment=args.comment,
+        send_at=datetime.now(UTC) if args.now else None,
+    )
+    [info] = [o for o in svc.outbox() if o.id == item]
+    to = ", ".join(info.to)
+    word = {"accept": "accepted", "tentative": "tentatively accepted", "decline": "declined"}
+    done = f"{word[args.answer]}: {info.subject.split(': ', 1)[-1]}"
+    if args.now:
+        state, why = _send_queued_now(svc, account, item)
+        if state in ("sent", "delivered"):  # delivered: the server has it, Sent copy to come
+            _out(f"{done}; the answer was sent to {to}")
+            return 0
+        reason = f": {why}" if why else ""
+        _out(f"{done}; the answer to {to} is {state}{reason}; it stays in the outbox")
+        return 0 if state != "failed" else 1
+    _out(
+        f"{done}; the answer to {to} is queued as message {item}: leaves after the undo "
+        f"window (undo: tidings outbox cancel {item})"
+    )
+    return 0
+
+
+def cmd_unsubscribe(args: argparse.Namespace, svc: Services) -> int:
+    d = svc.message(args.id)
+    plan = svc.unsubscribe_plan(args.id)
+    listed = f" from {d.list_id}" if d.list_id else ""
+    if plan.method != "browser" and not args.yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"unsubscribing{listed} needs confirmation: add --yes")
+        answer = input(f"Unsubscribe{listed}: {plan.description}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            _out("nothing done")
+            return 0
+    result = svc.unsubscribe(args.id)
+    if result.method == "one-click":
+        from urllib.parse import urlsplit
+
+        host = urlsplit(result.target).hostname or result.target
+        _out(f"unsubscribed{listed}: {host} answered {result.detail}")
+    elif result.method == "mailto":
+        to = ", ".join(plan.mailto.to) if plan.mailto else result.target
+        _out(
+            f"unsubscribe message{listed} queued ({result.detail}) to {to}; "
+            "it leaves with the next sync"
+        )
+    else:
+        _out(f"to unsubscribe{listed}, open this link in your browser: {result.target}")
+    return 0
+
+
+def cmd_attachments(args: argparse.Namespace, svc: Services) -> int:
+    views = svc.attachments(args.id)
+    saved: dict[str, Path] = {}
+    if args.save:
+        saved = {
+            f.attachment.part_id: f.path
+            for f in svc.save_attachments(args.id, Path(args.save), args.part)
+        }
+    elif args.part:
+        raise UsageError("--part goes with --save")
+    if not views and not args.json:
+        _out(f"message {args.id} has no attachments")
+    for v in views:
+        if args.save and v.part_id not in saved:
+            continue
+        path = saved.get(v.part_id)
+        if args.json:
+            _json_line(
+                {
+                    "part": v.part_id,
+                    "filename": v.filename,
+                    "content_type": v.content_type,
+                    "size": v.size,
+                    "inline": v.inline,
+                    "content_id": v.content_id,
+                    "extension": v.extension,
+                    "risky": v.risky,
+                    "warning": v.warning,
+                    "path": str(path) if path else None,
+                }
+            )
+            continue
+        flags = " (inline)" if v.inline else ""
+        line = f"{v.part_id:>6}  {v.filename}  {v.content_type}, {_size(v.size)}{flags}"
+        if path is not None:
+            line += f"  -> {path}"
+        _out(line)
+        if v.warning:
+            _out(f"{'':>8}warning: {v.warning}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, Services], int]] = {
     "send": cmd_send,
     "outbox": cmd_outbox,
@@ -802,11 +1143,47 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Services], int]] = {
     "show": cmd_show,
     "import": cmd_import,
     "demo": cmd_demo,
+    "search": cmd_search,
+    "reindex": cmd_reindex,
+    "rsvp": cmd_rsvp,
+    "unsubscribe": cmd_unsubscribe,
+    "attachments": cmd_attachments,
 }
 
 
+_SEARCH_VALUED = frozenset({"--account", "--limit", "--sort", "--save"})
+_SEARCH_FLAGS = frozenset({"--json", "--help", "-h"})
+
+
+def _search_argv(argv: list[str]) -> list[str]:
+    """``tidings search`` takes Gmail-style queries, where ``-word`` negates: every
+    argument after ``search`` that is not one of its options is part of the query,
+    wherever it stands (``search report -from:bob --json`` works)."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] == "--home" else 1  # the global options
+    if i >= len(argv) or argv[i] != "search":
+        return argv
+    options: list[str] = []
+    query: list[str] = []
+    rest = iter(argv[i + 1 :])
+    for arg in rest:
+        name = arg.split("=", 1)[0]
+        if arg == "--":
+            query.extend(rest)
+        elif name in _SEARCH_VALUED:
+            options.append(arg)
+            if "=" not in arg:
+                options.append(next(rest, ""))
+        elif arg in _SEARCH_FLAGS:
+            options.append(arg)
+        else:
+            query.append(arg)
+    return [*argv[: i + 1], *options, *(["--", *query] if query else [])]
+
+
 def run(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_search_argv(list(sys.argv[1:] if argv is None else argv)))
     debug = bool(args.debug)
     try:
         from app.profile import Profile, demo_home
@@ -818,6 +1195,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             home = os.environ.get("TIDINGS_HOME") or demo_home()
         profile = Profile.open(home)
         if args.command == "sync" and not args.watch and _quick_sync(args, profile.db_path):
+            return 0
+        if args.command == "search" and not args.save and _quick_search(args, profile.home):
             return 0
         from app.services import Services
 

@@ -11,7 +11,7 @@ import contextlib
 from dataclasses import dataclass
 
 from app import samples
-from app.importer import Progress, finish_content
+from app.importer import Progress, finish_content, index_new
 from app.services import Services
 from storage import accounts as acc
 from storage.errors import NotFound
@@ -43,4 +43,5 @@ def build_demo(services: Services, progress: Progress | None = None) -> DemoSumm
             folder_id = acc.ensure_folder(s, info.id, name)
             count += len(ingest_batch(s, info.id, folder_id, items))
     finish_content(services, info.id, progress)
+    index_new(services, progress)
     return DemoSummary(info.name, count, len(by_folder))

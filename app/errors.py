@@ -10,7 +10,10 @@ Storage's own known errors (``storage.errors.StorageError``) count as known too.
     ├── ProfileError       the profile folder can't be used
     ├── SecretError        no keyring, a password command that failed, a missing variable
     ├── ImportError_       a mailbox that can't be read part way through
-    └── ComposeError       (app/compose.py) a bad address, no recipients, an unreadable file
+    ├── ComposeError       (app/compose.py) a bad address, no recipients, an unreadable file
+    ├── InviteError        no invitation in the message, a malformed one, one that can't be answered
+    ├── UnsubscribeError   no usable unsubscribe method, a server that refused or can't be reached
+    └── AttachmentError    no such attachment, a folder that can't be written
 """
 
 from __future__ import annotations
@@ -35,4 +38,16 @@ class SecretError(TidingsError):
 
 
 class ImportError_(TidingsError):  # not the builtin ImportError
+    pass
+
+
+class InviteError(TidingsError):
+    pass
+
+
+class UnsubscribeError(TidingsError):
+    pass
+
+
+class AttachmentError(TidingsError):
     pass

@@ -8,8 +8,11 @@ edits elsewhere in the file, yet keeps a message that a mailbox really holds twi
 as two copies.
 
 After the messages are listable, content (snippets, attachment lists) is extracted
-for everything not yet done, newest first. The summary counts what was imported,
-skipped (already there) and flagged as malformed.
+for everything not yet done, newest first, and the search index takes it. A big
+import (32 MB and more) indexes while it stores, in a second process: content is then
+extracted batch by batch, so that the first messages are searchable within seconds
+and the import as a whole takes about as long as the slower of the two. The summary
+counts what was imported, skipped (already there) and flagged as malformed.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from storage.models import Message
 
 BATCH_COUNT = 500
 BATCH_BYTES = 32 * 1024 * 1024
+BACKGROUND_INDEX_BYTES = 32 * 1024 * 1024  # from this size on, index while importing
 DEFAULT_ACCOUNT = "local"
 
 Progress = Callable[[str, int, int | None], None]  # (stage, done, total)
@@ -97,6 +101,13 @@ def import_path(
                 s, acc.NewAccount(DEFAULT_ACCOUNT, f"{getpass.getuser()}@localhost")
             )
     total = _total_bytes(path)
+    # A big import indexes as it goes, in a second process (app/search.py): content
+    # is then extracted batch by batch, so the indexer has work from the start.
+    indexer = None
+    if total is not None and total >= BACKGROUND_INDEX_BYTES:
+        from app.search import start_background_indexer
+
+        indexer = start_background_indexer(services)
     occurrences: Counter[tuple[str, bytes]] = Counter()
     batch: list[tuple[str, Incoming]] = []
     batch_bytes = 0
@@ -120,6 +131,8 @@ def import_path(
                     else:
                         skipped += 1
         batch, batch_bytes = [], 0
+        if indexer is not None:
+            extract_all(services.factory, info.id)
         if progress:
             progress("import", done_bytes, total)
 
@@ -137,14 +150,27 @@ def import_path(
                 flush()
         if batch:
             flush()
-    except OSError as exc:
-        where = exc.filename or path
-        raise ImportError_(
-            f"import stopped reading {where}: {exc.strerror or exc} "
-            f"({imported} messages imported so far are kept; run again to continue)"
-        ) from exc
+    except BaseException as exc:
+        if indexer is not None:
+            indexer.stop()  # the index stays whole; what is left waits for the next run
+        if isinstance(exc, OSError):
+            where = exc.filename or path
+            raise ImportError_(
+                f"import stopped reading {where}: {exc.strerror or exc} "
+                f"({imported} messages imported so far are kept; run again to continue)"
+            ) from exc
+        raise
 
-    finish_content(services, info.id, progress)
+    try:
+        finish_content(services, info.id, progress)
+        if indexer is not None:
+            report = None if progress is None else (lambda d, t: progress("indexing", d, t))
+            indexer.finish(report)
+    except BaseException:
+        if indexer is not None:
+            indexer.stop()
+        raise
+    index_new(services, progress)
     malformed = _count_malformed(services, imported_ids)
     return ImportSummary(info.name, kind, imported, skipped, malformed, tuple(folders))
 
@@ -163,6 +189,14 @@ def finish_content(services: Services, account_id: int, progress: Progress | Non
             progress("content", done, todo)
 
     return extract_all(services.factory, account_id, report)
+
+
+def index_new(services: Services, progress: Progress | None = None) -> None:
+    """Make what was stored searchable (unless the sync worker runs: it does that)."""
+    from app.search import catch_up
+
+    report = None if progress is None else (lambda d, t: progress("indexing", d, t))
+    catch_up(services, progress=report)
 
 
 def _count_malformed(services: Services, ids: list[int]) -> int:

@@ -23,7 +23,17 @@ Why it is shaped this way:
   UI calls it on a thread pool.
 * **Connection check** (``check_connection``) logs in to IMAP and SMTP with what the
   account dialog holds, on the caller's thread (the UI runs it in the background),
-  and reports one line per server; failures are the sync layer's one-line errors.
+  and reports one line per server and a one-line summary (what failed, and what
+  works); failures are the sync layer's one-line errors. ``timeout`` bounds every
+  step, so a server that accepts and then says nothing fails in that time.
+* **Invitations without the iCalendar stack** (``find_invite``). The reader asks every
+  message it shows for an invitation; ``Services.invite`` imports ``app.invites`` and
+  with it ``icalendar`` (~175 ms of imports, GIL held). Measured during a first sync
+  (bench/ui.py with a stack-sampling watchdog), that import on a pool thread, right
+  after the first message was shown, kept the GUI thread from its event loop for
+  100-240 ms. ``find_invite`` first looks for a calendar content type
+  in the raw bytes (one regex over bytes), and only a message that names one goes on
+  to ``Services.invite``; the others (nearly all mail) answer None without the import.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote
 
 from app.errors import TidingsError
@@ -58,12 +69,22 @@ __all__ = [
     "ReaderDocument",
     "StaticSource",
     "check_connection",
+    "find_invite",
     "plain_to_html",
     "sanitize_html",
 ]
 
+if TYPE_CHECKING:
+    from app.invites import Invite
+
 SCHEME = "tidings"  # tidings://message/<id>/body, tidings://message/<id>/cid/<content-id>
 ROLE_ORDER = ("inbox", "drafts", "sent", "archive", "all", "flagged", "junk", "trash")
+# What app.invites looks at (CALENDAR_TYPES, or a file named *.ics), as bytes in a raw
+# message: a header naming one of them. A false match only costs the full look.
+_CALENDAR_MARK = re.compile(rb"(?i)text/(?:x-v)?calendar|application/(?:x-)?ics|\.ics\b")
+_CALENDAR_TYPES = frozenset(
+    {"text/calendar", "application/ics", "text/x-vcalendar", "application/x-ics"}
+)
 
 
 # --------------------------------------------------------------------------- folders
@@ -112,15 +133,15 @@ class FolderSource(ListSource):
 
     def page(self, before: tuple[datetime | None, int] | None, limit: int) -> list[ListRow]:
         q = queries.PageQuery(self.folder_ids, threads=self.threads, limit=limit, before=before)
-        with self.services.session() as s:
+        with self.services.reading() as s:
             return queries.list_page(s, q)
 
     def rows_for(self, message_ids: Sequence[int]) -> list[ListRow]:
-        with self.services.session() as s:
+        with self.services.reading() as s:
             return queries.list_rows_for(s, self.folder_ids, message_ids, threads=self.threads)
 
     def thread_ids(self, message_ids: Sequence[int]) -> dict[int, int | None]:
-        with self.services.session() as s:
+        with self.services.reading() as s:
             return queries.thread_ids_of(s, message_ids)
 
 
@@ -141,7 +162,7 @@ class StaticSource(ListSource):
 
     def rows_for(self, message_ids: Sequence[int]) -> list[ListRow]:
         wanted = set(message_ids)
-        with self.services.session() as s:
+        with self.services.reading() as s:
             fresh = {m.id: m for m in queries.summaries(s, [i for i in self._ids if i in wanted])}
         out = []
         for row in self._rows:
@@ -354,11 +375,11 @@ class Mailbox:
         return FolderSource(self.services, folder_ids, threads=threads)
 
     def thread(self, thread_id: int) -> list[MessageSummary]:
-        with self.services.session() as s:
+        with self.services.reading() as s:
             return queries.thread_summaries(s, thread_id)
 
     def contacts(self, text: str, limit: int = 10) -> list[ContactInfo]:
-        with self.services.session() as s:
+        with self.services.reading() as s:
             return queries.contacts_matching(s, text, limit)
 
     def reader(self, message_id: int) -> ReaderDocument:
@@ -394,13 +415,40 @@ class Mailbox:
         return data
 
 
+def find_invite(services: Services, message_id: int) -> Invite | None:
+    """``Services.invite`` for the reader, which asks it of every message it shows:
+    a message whose raw bytes and stored parts name no calendar type and no ``.ics``
+    file holds no invitation, and answers None without importing the iCalendar stack
+    (see the module docstring). Call it off the GUI thread."""
+    detail = services.message(message_id)
+    named = any(
+        a.content_type in _CALENDAR_TYPES or a.filename.lower().endswith(".ics")
+        for a in detail.attachments
+    )
+    if not named and _CALENDAR_MARK.search(services.raw(message_id)) is None:
+        return None
+    return services.invite(message_id)
+
+
 # --------------------------------------------------------------------------- connection
 
 
 @dataclass(frozen=True, slots=True)
 class ConnectionReport:
+    """What a connection test found: one line per server (``lines``), and which of
+    them failed (``failures``); ``summary`` says it all in one line."""
+
     ok: bool
     lines: tuple[str, ...]
+    failures: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        if self.ok or not self.failures:
+            return "; ".join(self.lines)
+        worked = [line.split(":", 1)[0] for line in self.lines if line not in self.failures]
+        text = "; ".join(self.failures)
+        return f"{text} ({' and '.join(worked)} works)" if worked else text
 
 
 def check_connection(
@@ -423,7 +471,7 @@ def check_connection(
     from sync.imap import ImapConnection, ServerConfig
 
     lines: list[str] = []
-    ok = True
+    failures: list[str] = []
     user = username or email
     try:
         cfg = ServerConfig(
@@ -439,8 +487,8 @@ def check_connection(
             count = len(conn.list_folders())
         lines.append(f"IMAP: logged in to {imap_host}:{imap_port} as {user} ({count} folders)")
     except (SyncError, TidingsError, ValueError) as exc:
-        ok = False
-        lines.append(f"IMAP: {exc}")
+        failures.append(f"IMAP: {exc}")
+        lines.append(failures[-1])
     if smtp_host and smtp_port:
         from sync.smtp import SmtpConfig, SmtpSession
 
@@ -457,6 +505,6 @@ def check_connection(
             SmtpSession.open(scfg).close()
             lines.append(f"SMTP: logged in to {smtp_host}:{smtp_port} as {user}")
         except (SyncError, TidingsError, ValueError) as exc:
-            ok = False
-            lines.append(f"SMTP: {exc}")
-    return ConnectionReport(ok, tuple(lines))
+            failures.append(f"SMTP: {exc}")
+            lines.append(failures[-1])
+    return ConnectionReport(not failures, tuple(lines), tuple(failures))

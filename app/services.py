@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -17,10 +19,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.errors import UsageError
 from app.profile import Profile
 from storage import accounts as acc
-from storage import actions, outbox, queries
+from storage import actions, outbox, queries, rsvps, unsubscribes
 from storage.db import open_database, read_factory, session_factory, session_scope
 from storage.dto import AccountInfo, FolderInfo, MessageDetail, MessageSummary
 from storage.models import Message
+
+if TYPE_CHECKING:
+    from app.attachments import AttachmentView, SavedFile
+    from app.compose import Built
+    from app.invites import Invite
+    from app.unsubscribe import Plan as UnsubscribePlan
+    from storage.search import SavedSearchInfo
+    from storage.unsubscribes import UnsubscribeResult
 
 
 class Services:
@@ -256,6 +266,259 @@ class Services:
             os.kill(pid, signal.SIGUSR1)
         except (OSError, ValueError):
             pass
+
+    # -- rich messages: invitations, unsubscribe, attachments -----------------------------
+    # The logic lives in app/invites.py, app/unsubscribe.py and app/attachments.py, what
+    # is kept of it in storage/rsvps.py and storage/unsubscribes.py; these methods find
+    # the message's account and run each change in one transaction.
+
+    @staticmethod
+    def _enqueue_built(
+        s: Session,
+        account_id: int,
+        built: Built,
+        subject: str,
+        *,
+        send_at: datetime,
+        now: datetime,
+        reply_to_message: int | None = None,
+    ) -> int:
+        """Put a message built by ``app.compose`` in the outbox, in the caller's unit of
+        work (so that what goes with it is written in the same transaction)."""
+        return outbox.enqueue(
+            s,
+            account_id=account_id,
+            raw=built.raw,
+            message_id=built.message_id,
+            sender=built.sender,
+            recipients=built.recipients,
+            subject=subject,
+            send_at=send_at,
+            now=now,
+            reply_to_message=reply_to_message,
+        )
+
+    def invite(self, message_id: int) -> Invite | None:
+        """The calendar invitation in a message (None if it has none), with the user's
+        answer and whether a newer version arrived since."""
+        from app import invites
+
+        detail = self.message(message_id)
+        top = detail.content_type
+        if not top.startswith("multipart/") and top not in invites.CALENDAR_TYPES:
+            return None  # a single text or HTML part: no calendar to look for
+        account = self.account(detail.summary.account)
+        found = invites.find_invite(self.raw(message_id), me=(account.email,))
+        if found is None:
+            return None
+        with self.session() as s:
+            response = rsvps.latest(s, account.id, found.uid, found.recurrence_id)
+            later = rsvps.later_messages_with_parts(
+                s,
+                account_id=account.id,
+                message_id=message_id,
+                content_types=invites.CALENDAR_TYPES,
+                clock_slack=invites.NEWER_CLOCK_SLACK,
+                limit=invites.MAX_NEWER_CANDIDATES,
+            )
+            candidates = ((other, queries.raw_message(s, other)) for other in later)
+            newer = invites.newer_invite(found, candidates, me=(account.email,))
+        return invites.with_state(found, response, newer)
+
+    def rsvp(
+        self,
+        message_id: int,
+        answer: str,
+        *,
+        comment: str | None = None,
+        send_at: datetime | None = None,
+    ) -> int:
+        """Answer an invitation ('accept', 'tentative', 'decline'): the iMIP REPLY goes
+        into the outbox and the answer is recorded, together. Returns the outbox id."""
+        from app import compose, invites
+        from app.errors import InviteError
+
+        partstat = invites.ANSWERS.get(answer.lower())
+        if partstat is None:
+            raise UsageError(f"not an answer: {answer!r} (accept, tentative or decline)")
+        invite = self.invite(message_id)
+        if invite is None:
+            raise InviteError(f"message {message_id} has no calendar invitation")
+        account = self.account(self.message(message_id).summary.account)
+        if not account.smtp_host:
+            raise InviteError(f"account {account.name} has no SMTP server to send the answer")
+        now = _now()
+        built, subject = invites.build_reply(
+            invite,
+            compose.Identity(account.email, account.display_name),
+            self.raw(message_id),
+            partstat=partstat,
+            comment=comment,
+            now=now,
+        )
+        with self.session() as s:
+            item = self._enqueue_built(
+                s,
+                account.id,
+                built,
+                subject,
+                send_at=send_at or now + outbox.UNDO_WINDOW,
+                now=now,
+                reply_to_message=message_id,
+            )
+            rsvps.record(
+                s,
+                account_id=account.id,
+                message_id=message_id,
+                uid=invite.uid,
+                recurrence_id=invite.recurrence_id,
+                sequence=invite.sequence,
+                partstat=partstat,
+                comment=comment,
+                outbox_id=item,
+                now=now,
+            )
+        self._nudge()
+        return item
+
+    def save_ics(self, message_id: int, destination: Path) -> Path:
+        """Export a message's invitation as a .ics file (a folder: named after the event)."""
+        from app import invites
+        from app.errors import InviteError
+
+        invite = self.invite(message_id)
+        if invite is None:
+            raise InviteError(f"message {message_id} has no calendar invitation")
+        return invites.save_ics(invite, destination)
+
+    def unsubscribe_plan(
+        self, message_id: int, *, allow_http_loopback: bool = False
+    ) -> UnsubscribePlan:
+        """What unsubscribing from this message's list would do (for the confirmation)."""
+        from app import unsubscribe
+
+        d = self.message(message_id)
+        options = unsubscribe.parse(d.list_unsubscribe, d.list_unsubscribe_post)
+        return unsubscribe.plan(options, allow_http_loopback=allow_http_loopback)
+
+    def unsubscribe(
+        self,
+        message_id: int,
+        *,
+        allow_http_loopback: bool = False,
+        timeout: float | None = None,
+    ) -> UnsubscribeResult:
+        """Leave the message's list the best way it offers (after the user confirmed).
+
+        One-click: the RFC 8058 POST, now (network I/O: not on the GUI thread). Mailto: a
+        message queued in the outbox. Browser: nothing sent; the result's ``target`` is
+        the https link for the caller to open. Failures raise and record nothing.
+        """
+        from app import compose, unsubscribe
+        from app.errors import UnsubscribeError
+
+        d = self.message(message_id)
+        account = self.account(d.summary.account)
+        plan = self.unsubscribe_plan(message_id, allow_http_loopback=allow_http_loopback)
+        now = _now()
+        outcome, detail, item = "link", None, None
+        mail: tuple[compose.Built, str] | None = None
+        if plan.method == "one-click":
+            detail = unsubscribe.one_click_post(
+                plan.target,
+                allow_http_loopback=allow_http_loopback,
+                timeout=timeout or unsubscribe.TIMEOUT,
+            )
+            outcome = "done"
+        elif plan.method == "mailto":
+            assert plan.mailto is not None
+            if not account.smtp_host:
+                raise UnsubscribeError(
+                    f"account {account.name} has no SMTP server to send the unsubscribe message"
+                )
+            mail = unsubscribe.build_mailto(
+                plan.mailto, compose.Identity(account.email, account.display_name)
+            )
+            outcome = "queued"
+        with self.session() as s:
+            if mail is not None:
+                built, subject = mail
+                # the user confirmed: no undo window
+                item = self._enqueue_built(s, account.id, built, subject, send_at=now, now=now)
+                detail = f"outbox {item}"
+            result = unsubscribes.record(
+                s,
+                account_id=account.id,
+                message_id=message_id,
+                list_id=d.list_id,
+                method=plan.method,
+                target=plan.target,
+                outcome=outcome,
+                detail=detail,
+                outbox_id=item,
+                now=now,
+            )
+        if item is not None:
+            self._nudge()
+        return result
+
+    def unsubscribe_state(self, message_id: int) -> UnsubscribeResult | None:
+        """The latest unsubscribe from this message or its list, for the reader's bar."""
+        d = self.message(message_id)
+        with self.session() as s:
+            account_id = acc.get_account(s, d.summary.account).id
+            return unsubscribes.last_result(
+                s, account_id=account_id, message_id=message_id, list_id=d.list_id
+            )
+
+    def attachments(self, message_id: int) -> list[AttachmentView]:
+        from app import attachments
+
+        return attachments.list_attachments(self.raw(message_id))
+
+    def save_attachments(
+        self, message_id: int, folder: Path, part_ids: Sequence[str] | None = None
+    ) -> list[SavedFile]:
+        """Save one, some or (None) all attachments into ``folder`` under safe names."""
+        from app import attachments
+
+        return attachments.save(self.raw(message_id), folder, part_ids)
+
+    def open_attachment(self, message_id: int, part_id: str) -> Path:
+        """A read-only copy in a private temporary folder, for the system's handler."""
+        from app import attachments
+
+        return attachments.open_copy(self.raw(message_id), part_id)
+
+    # -- search (app/search.py) -----------------------------------------------------------
+    # Read-only here: the sync worker (or the command line when none runs) writes the
+    # index. A query that cannot be understood raises storage.searchquery.QueryError.
+
+    def search(
+        self, query: str, *, account: str | None = None, limit: int = 50, sort: str = "date"
+    ) -> list[MessageSummary]:
+        """Messages matching ``query`` (Gmail's operators), newest first or by
+        ``sort="relevance"``; the same rows as :meth:`list_messages`."""
+        from app import search
+
+        return search.search(self, query, account=account, limit=limit, sort=sort)
+
+    def saved_searches(self) -> list[SavedSearchInfo]:
+        """Saved searches (smart folders), by name."""
+        from app import search
+
+        return search.saved_searches(self)
+
+    def save_search(self, name: str, query: str) -> SavedSearchInfo:
+        """Save ``query`` as ``name``, replacing a saved search of that name."""
+        from app import search
+
+        return search.save_search(self, name, query)
+
+    def delete_saved_search(self, name: str) -> None:
+        from app import search
+
+        search.delete_saved_search(self, name)
 
 
 WORKER_PID = "worker.pid"

@@ -56,8 +56,15 @@ def imap_accounts(services: Services, name: str | None) -> list[AccountInfo]:
     return found
 
 
-def extract_new(services: Services, account_id: int, emit: Emit, account: str) -> int:
-    """Content for what arrived (snippets, attachments), newest first, in batches."""
+def extract_new(
+    services: Services,
+    account_id: int,
+    emit: Emit,
+    account: str,
+    stop: Callable[[], bool] | None = None,
+) -> int:
+    """Content for what arrived (snippets, attachments), newest first, in batches;
+    then the search index takes what waits (app/search.py)."""
     from sqlalchemy import select
 
     from storage.models import Message
@@ -68,13 +75,16 @@ def extract_new(services: Services, account_id: int, emit: Emit, account: str) -
             .where(Message.account_id == account_id, Message.content_state == 0)
             .limit(1)
         )
-    if pending is None:
-        return 0
-    from storage.ingest import extract_all
+    done = 0
+    if pending is not None:
+        from storage.ingest import extract_all
 
-    done = extract_all(services.factory, account_id)
-    if done:
-        emit({"event": "content_extracted", "account": account, "count": done})
+        done = extract_all(services.factory, account_id)
+        if done:
+            emit({"event": "content_extracted", "account": account, "count": done})
+    from app.search import update_index
+
+    update_index(services, emit, stop=stop)
     return done
 
 
@@ -275,7 +285,7 @@ class Watcher:
                     wait = min(IDLE_SLICE, until_poll)
                     if conn.idle(wait, wake=self._wake) and not self._stop.is_set():
                         engine.sync_folder(engine.folder_state(inbox.id))
-                        extract_new(self.services, info.id, self.emit, info.name)
+                        extract_new(self.services, info.id, self.emit, info.name, self._stop.is_set)
                 if self._stop.is_set():
                     break
                 if time.monotonic() - last_poll >= self.poll_interval:
@@ -302,7 +312,7 @@ class Watcher:
         sending = send_outbox(self.services, info, self.emit, wait=False)
         if sending is not None and sending.sent:
             engine.replay()
-        extract_new(self.services, info.id, self.emit, info.name)
+        extract_new(self.services, info.id, self.emit, info.name, self._stop.is_set)
         self.emit(
             {
                 "event": "state",

@@ -338,3 +338,66 @@ def table_of(model: type[Base]) -> Table:
     t = model.__table__
     assert isinstance(t, Table)
     return t
+
+
+class SavedSearch(Base):
+    """A search the user named; listed with the folders as a smart folder."""
+
+    __tablename__ = "saved_searches"
+
+    id: Mapped[intpk]
+    name: Mapped[str] = mapped_column(unique=True)
+    query: Mapped[str]
+    created_at: Mapped[datetime]
+
+
+class RsvpRecord(Base):
+    """An answer the user gave to a calendar invitation (app/invites.py).
+
+    Written in the same transaction as the outbox row carrying the iMIP REPLY, so the
+    invitation card shows the answer at once; an answer whose mail was cancelled in
+    the undo window does not count. Keyed by the event (UID, occurrence) as well as by
+    message, because updates of one invitation arrive as new messages.
+    """
+
+    __tablename__ = "rsvps"
+    __table_args__ = (Index(None, "account_id", "uid"),)
+
+    id: Mapped[intpk]
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
+    uid: Mapped[str]
+    recurrence_id: Mapped[str | None]  # iCalendar text; None answers the whole series
+    sequence: Mapped[int_zero]
+    partstat: Mapped[str] = mapped_column(String(16))  # ACCEPTED | TENTATIVE | DECLINED
+    comment: Mapped[str | None]
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]
+
+
+class UnsubscribeRecord(Base):
+    """A successful unsubscribe from a mailing list (app/unsubscribe.py).
+
+    ``method``: 'one-click' (RFC 8058 POST), 'mailto' (a message in the outbox) or
+    'browser' (an https link handed to the browser); ``outcome``: 'done', 'queued'
+    or 'opened'; ``detail``: the HTTP status line, or the outbox id. Failures are not
+    recorded: they change nothing and are shown to the user.
+    """
+
+    __tablename__ = "unsubscribes"
+    __table_args__ = (Index(None, "account_id", "list_id"),)
+
+    id: Mapped[intpk]
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
+    list_id: Mapped[str | None]
+    method: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str]  # the URL or the address used
+    outcome: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str | None]
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime]

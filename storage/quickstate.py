@@ -20,7 +20,7 @@ from pathlib import Path
 
 from storage.dto import AccountInfo
 
-HEAD_REVISION = "0003"  # the newest Alembic revision; tests check it against migrations/
+HEAD_REVISION = "0005"  # the newest Alembic revision; tests check it against migrations/
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,10 @@ Why it is shaped this way:
   TLS on 993/465) and ports follow the security choice until the user edits them, so
   the common case is three fields: address, password, OK.
 * "Test connection" runs ``app.mailbox.check_connection`` on the thread pool (it logs
-  in to IMAP and SMTP over the network) and shows one line per server; the dialog
-  stays responsive and the result is clear ("IMAP: logged in ... (7 folders)" or the
-  server's own refusal).
+  in to IMAP and SMTP over the network, each step bounded by ``connection_timeout``)
+  and shows one line: "✔ IMAP: logged in ... (7 folders); SMTP: logged in ..." or
+  what failed, in the server's own words, and what works; one line per server is in
+  the tooltip. The dialog stays responsive while it runs.
 * The password goes to the system keyring (``app.secrets``), never the database; the
   account row records only where it lives. Without a keyring backend the dialog says
   so and offers a password command or an environment variable instead, the same
@@ -61,6 +62,7 @@ class AccountDialog(QDialog):
         self.services = services
         self.created: AccountInfo | None = None
         self.report: ConnectionReport | None = None
+        self.connection_timeout = 20.0  # seconds per step of "Test connection"
         self.setWindowTitle("Add account")
         self.setMinimumWidth(520)
 
@@ -225,6 +227,7 @@ class AccountDialog(QDialog):
         if problem:
             self._show(problem, ok=False)
             return
+        timeout = self.connection_timeout
         self.test_button.setEnabled(False)
         self._show("Testing…", ok=None)
 
@@ -240,27 +243,29 @@ class AccountDialog(QDialog):
                 smtp_host=v["smtp_host"],
                 smtp_port=v["smtp_port"],
                 smtp_security=v["smtp_security"],
+                timeout=timeout,
             )
 
         def done(report: ConnectionReport) -> None:
             self.report = report
             self.test_button.setEnabled(True)
-            self._show("\n".join(report.lines), ok=report.ok)
+            self._show(report.summary, ok=report.ok, details="\n".join(report.lines))
             self.tested.emit(report)
 
         def failed(exc: BaseException) -> None:
             self.test_button.setEnabled(True)
             text = known_error(exc) or f"{type(exc).__name__}: {exc}"
-            self.report = ConnectionReport(False, (text,))
+            self.report = ConnectionReport(False, (text,), (text,))
             self._show(text, ok=False)
             self.tested.emit(self.report)
 
         run_task(work, done, failed, owner=self)
 
-    def _show(self, text: str, *, ok: bool | None) -> None:
+    def _show(self, text: str, *, ok: bool | None, details: str = "") -> None:
         color = {True: "#1e8e3e", False: "#b3261e", None: "#5f6368"}[ok]
         self.result.setStyleSheet(f"color: {color};")
         self.result.setText(("✔ " if ok else "✖ " if ok is False else "") + text)
+        self.result.setToolTip(details)
 
     def save(self) -> AccountInfo | None:
         from app import secrets

@@ -7,11 +7,16 @@ Why it is shaped this way:
   so ``make run`` works on a fresh machine without any account. ``--home DIR`` picks a
   profile like the CLI does.
 * The ``tidings:`` URL scheme of the reader must be declared before the QApplication
-  exists, so it happens first; QtWebEngine itself loads lazily with the reader.
+  exists, so it happens first (``ui.scheme``, which loads only QtWebEngineCore);
+  QtWebEngine's widgets load with the reader, which the main window builds after its
+  first rows are painted.
 * A profile without accounts shows a first-run screen: "Add account…" (the account
   dialog) or "Open demo" (builds the demo profile on the thread pool, then opens it).
 * UI layout lives in ``<profile>/ui.ini`` (``QSettings``, INI format), not in the
   platform's registry, so each profile has its own window layout.
+* Start-up: ``main.py`` turns the garbage collector off while it imports; once the
+  window shows its first rows, what exists is frozen out of later collections and the
+  collector runs again (a full collection over the start-up heap was a 120 ms stall).
 * Errors: known ones (``TidingsError``, storage and sync errors) are shown as one line;
   anything else reaches ``sys.excepthook`` and a crash dialog with the traceback behind
   "Show Details" (qutebrowser's known-vs-bug split). ``--debug`` also prints tracebacks.
@@ -23,6 +28,7 @@ import argparse
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +158,33 @@ def _first_run(home: Path, services: Any, settings: Any, app: Any) -> Any:
     return state
 
 
-def main(argv: list[str] | None = None) -> int:
+def settle_garbage_collector() -> None:
+    """After start-up: keep what exists out of every later collection (a full
+    collection over it stalled the list for 120 ms while scrolling), and collect again
+    (``main.py`` turns the collector off while it imports)."""
+    import gc
+
+    gc.freeze()
+    gc.enable()
+
+
+def _when_ready(window: Any, fn: Callable[[Any], None]) -> None:
+    called = []
+
+    def ready(_count: int = 0) -> None:
+        if not called:
+            called.append(True)
+            fn(window)
+
+    if window.list_model.rowCount():
+        ready()
+    else:
+        window.list_model.rows_loaded.connect(ready)
+
+
+def main(argv: list[str] | None = None, *, on_ready: Callable[[Any], None] | None = None) -> int:
+    """Run the app; ``on_ready(window)`` is called once the main window shows its first
+    rows (``bench/ui.py`` measures cold start with it)."""
     parser = argparse.ArgumentParser(prog="main.py", description="Tidings desktop app")
     parser.add_argument("--demo", action="store_true", help="open the demo profile")
     parser.add_argument("--home", metavar="DIR", help="profile folder")
@@ -185,9 +217,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtWidgets import QApplication
 
-    from ui.reader import register_scheme
+    from ui.scheme import prepare_web_engine
 
-    register_scheme()
+    prepare_web_engine()  # the reader itself (QtWebEngineWidgets) loads after the first rows
     app = QApplication.instance() or QApplication([sys.argv[0]])
     assert isinstance(app, QApplication)
     app.setApplicationName("Tidings")
@@ -198,12 +230,16 @@ def main(argv: list[str] | None = None) -> int:
     keep: Any
     if not services.accounts():
         keep = _first_run(profile.home, services, settings, app)
+        settle_garbage_collector()
     else:
         from ui.mainwindow import MainWindow
 
         keep = MainWindow(services, settings)
         app.aboutToQuit.connect(keep.shutdown)
         keep.show()
+        _when_ready(keep, lambda _w: settle_garbage_collector())
+        if on_ready is not None:
+            _when_ready(keep, on_ready)
     code = app.exec()
     from ui.bridge import wait_for_tasks
 

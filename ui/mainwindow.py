@@ -15,9 +15,19 @@ Why it is shaped this way:
   read on the thread pool because counting a big mailbox takes tens of ms) and the
   status bar (per-account state, last error and next retry, pending changes, outbox,
   offline, first-sync progress).
-* Search (when ``Services.search`` is available) is debounced by 300 ms, runs on the
-  thread pool and shows its results as a list like a folder; a bad query is shown
-  inline under the box, never as a dialog.
+* Search (``Services.search``) is debounced by 300 ms, runs on the thread pool and
+  shows its results (newest first, up to 1,000) as a list like a folder; a bad query
+  is shown inline under the box, never as a dialog; clearing the box goes back to the
+  folder. Saved searches (``Services.saved_searches``, read on the pool after the
+  first rows) are smart folders at the end of the tree; "Save search" keeps the
+  current query, and a saved search's context menu deletes it.
+* The reading pane warms up in idle time (``_warm_up_step``), ``WARM_UP_DELAY_MS``
+  after the window is built, one piece per turn of the event loop: QtWebEngine's
+  widgets, the reader's and the rich widgets' modules, the modules the reader's pool
+  tasks need, then the reader itself (QtWebEngine's one-time start, 100-300 ms on
+  this machine, the one piece that cannot be cut). Measured in a first sync, building
+  all of it at once when the first message arrived, while that message's pool tasks
+  imported their modules, stalled the GUI thread for 250-420 ms.
 * Keyboard: j/k next/previous, Enter open, r reply, a reply all, f forward, e archive,
   # or Delete delete, s star, u unread, Shift+I read, c compose, / search, Ctrl+Z undo,
   ? shortcuts help.
@@ -25,6 +35,7 @@ Why it is shaped this way:
 Signals:
     folder_opened(object): a folder (or search) is shown in the list; the node data.
     status_changed(): the status bar was updated.
+    searched(str, int): a search finished with this many results (-1: the query failed).
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QItemSelectionModel,
@@ -55,6 +66,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QTableView,
     QTreeView,
     QVBoxLayout,
@@ -73,8 +85,10 @@ from ui.models import (
     FolderTreeModel,
     MessageListModel,
 )
-from ui.reader import ReaderPane
 from ui.worker import SyncWorker
+
+if TYPE_CHECKING:
+    from ui.reader import ReaderPane
 
 __all__ = ["SHORTCUTS", "MainWindow"]
 
@@ -99,11 +113,25 @@ SHORTCUTS: tuple[tuple[str, str], ...] = (
 EVENT_BATCH_MS = 150
 COUNTS_DEBOUNCE_MS = 300
 SEARCH_DEBOUNCE_MS = 300
+SEARCH_LIMIT = 1000
+WARM_UP_DELAY_MS = 250  # after the window is built: its first rows paint first
+WARM_UP_GAP_MS = 30  # between warm-up steps: paints and worker events run in between
+# Modules imported by the warm-up, one group per turn of the event loop (~20-90 ms
+# each): what the reading pane and its first message's pool tasks import.
+WARM_UP_IMPORTS: tuple[tuple[str, ...], ...] = (
+    ("PySide6.QtWebEngineCore", "PySide6.QtWebEngineWidgets"),
+    ("ui.attachmentbar",),
+    ("ui.reader", "ui.invitecard", "ui.unsubscribebar", "ui.safety"),
+    ("ui.conversation",),
+    ("storage.mime", "nh3"),
+    ("app.unsubscribe",),
+)
 
 
 class MainWindow(QMainWindow):
     folder_opened = Signal(object)
     status_changed = Signal()
+    searched = Signal(str, int)
 
     def __init__(
         self,
@@ -124,6 +152,7 @@ class MainWindow(QMainWindow):
         self._pending_ids: set[int] = set()
         self._search_task: Any = None
         self._node_before_search: Any = None
+        self._searches: list[tuple[str, str]] = []  # saved searches: (name, query)
         self.last_undo: str | None = None
         self._changed: list[list[int]] = []  # ids of recent changes, for undo
 
@@ -135,8 +164,11 @@ class MainWindow(QMainWindow):
         self.folder_view.setHeaderHidden(True)
         self.folder_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.folder_view.selectionModel().currentChanged.connect(self._on_folder_changed)
+        self.folder_view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.folder_view.customContextMenuRequested.connect(self._folder_menu)
 
         self.list_model = MessageListModel(self)
+        self.list_model.load_failed.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.list_view = QTableView(self)
         self.list_view.setObjectName("messages")
         self.list_view.setModel(self.list_model)
@@ -159,9 +191,13 @@ class MainWindow(QMainWindow):
         self.list_view.selectionModel().currentRowChanged.connect(self._on_row_changed)
         self.list_view.doubleClicked.connect(lambda _i: self.reply_to_draft_or_open())
 
-        self.reader = ReaderPane(self.mailbox, settings, self)
-        self.reader.link_requested.connect(self.open_link)
-        self.reader.mark_read_requested.connect(self._auto_mark_read)
+        # The reading pane -- the reader, and (issue 8) the conversation view -- is built
+        # once the first rows are painted (``_build_reading``): QtWebEngine and the rich
+        # message widgets cost a few hundred milliseconds that start-up need not wait for.
+        self._reader: ReaderPane | None = None
+        self._conversation: Any = None
+        self.reading = QStackedWidget(self)
+        self.reading.setObjectName("readingPane")
 
         self.search_box = QLineEdit(self)
         self.search_box.setObjectName("search")
@@ -181,7 +217,15 @@ class MainWindow(QMainWindow):
         mid_layout = QVBoxLayout(middle)
         mid_layout.setContentsMargins(0, 0, 0, 0)
         mid_layout.setSpacing(2)
-        mid_layout.addWidget(self.search_box)
+        self.save_search_button = QPushButton("Save search", self)
+        self.save_search_button.setObjectName("saveSearch")
+        self.save_search_button.setToolTip("Keep this search as a folder in the tree")
+        self.save_search_button.clicked.connect(lambda _checked=False: self.save_current_search())
+        search_row = QHBoxLayout()
+        search_row.setContentsMargins(0, 0, 0, 0)
+        search_row.addWidget(self.search_box, 1)
+        search_row.addWidget(self.save_search_button)
+        mid_layout.addLayout(search_row)
         mid_layout.addWidget(self.search_error)
         mid_layout.addWidget(self.list_view, 1)
 
@@ -189,7 +233,7 @@ class MainWindow(QMainWindow):
         self.splitter.setObjectName("panes")
         self.splitter.addWidget(self.folder_view)
         self.splitter.addWidget(middle)
-        self.splitter.addWidget(self.reader)
+        self.splitter.addWidget(self.reading)
         self.splitter.setStretchFactor(0, 0)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setStretchFactor(2, 2)
@@ -249,6 +293,11 @@ class MainWindow(QMainWindow):
         self._update_status()
         self.reload_tree(select_first=True)
         self.refresh_queues()
+        self._warm_up: list[Callable[[], None]] = [
+            lambda names=names: _import_all(names) for names in WARM_UP_IMPORTS
+        ]
+        self._warm_up.append(self._build_reading_if_needed)
+        QTimer.singleShot(WARM_UP_DELAY_MS, self, self._warm_up_step)
 
     # ------------------------------------------------------------------ actions
 
@@ -283,6 +332,9 @@ class MainWindow(QMainWindow):
         threads.setCheckable(True)
         threads.setChecked(bool(self.settings.value("list/threads", False, type=bool)))
         add("add_account", "Add account…", [], self.add_account)
+        add("print", "Print…", ["Ctrl+P"], self.print_current)
+        add("save_pdf", "Save as PDF…", ["Ctrl+Shift+S"], self.save_pdf)
+        add("remote_senders", "Remote content senders…", [], self.edit_remote_senders)
 
         tb = self.addToolBar("Main")
         tb.setObjectName("mainToolbar")
@@ -293,6 +345,8 @@ class MainWindow(QMainWindow):
         tb.addAction(threads)
         tb.addAction(self.actions_by_name["help"])
         tb.addAction(self.actions_by_name["add_account"])
+        tb.addAction(self.actions_by_name["print"])
+        tb.addAction(self.actions_by_name["remote_senders"])
 
     def show_shortcuts(self) -> None:
         rows = "".join(f"<tr><td><b>{k}</b></td><td>{t}</td></tr>" for k, t in SHORTCUTS)
@@ -342,7 +396,8 @@ class MainWindow(QMainWindow):
         if self.worker is not None:
             self.worker.stop()
         self._status_timer.stop()
-        self.reader.cleanup()
+        if self._reader is not None:
+            self._reader.cleanup()
 
     # ------------------------------------------------------------------ folders
 
@@ -350,35 +405,86 @@ class MainWindow(QMainWindow):
         mailbox = self.mailbox
 
         def done(tree: Any) -> None:
-            self.folder_model.update(tree, self._saved_searches())
+            self.folder_model.update(tree, self._searches)
             if select_first or not self.folder_view.currentIndex().isValid():
                 self._select_default_folder()
+            if select_first:
+                self.reload_searches()  # after the first rows: it loads the search code
 
         run_task(mailbox.tree, done, owner=self)
 
     def reload_counts(self) -> None:
         self.reload_tree()
 
-    def _saved_searches(self) -> list[tuple[str, str]]:
-        fn = getattr(self.services, "saved_searches", None)
-        if fn is None:
-            return []
+    def reload_searches(self) -> None:
+        """Saved searches (smart folders) into the tree, read on the pool."""
+        services = self.services
+
+        def read() -> list[tuple[str, str]]:
+            return [(found.name, found.query) for found in services.saved_searches()]
+
+        def done(searches: list[tuple[str, str]]) -> None:
+            self._searches = searches
+            if self.folder_model.tree is not None:
+                self.folder_model.update(self.folder_model.tree, searches)
+
+        def failed(exc: BaseException) -> None:
+            text = known_error(exc)
+            if text is None:
+                from ui.bridge import report_error
+
+                report_error(exc)
+                return
+            self.statusBar().showMessage(f"Saved searches not shown: {text}", 8000)
+
+        run_task(read, done, failed, owner=self)
+
+    def _folder_menu(self, pos: Any) -> None:
+        index = self.folder_view.indexAt(pos)
+        node = index.data(NODE_ROLE) if index.isValid() else None
+        if node is None or node[0] != "search":
+            return
+        from PySide6.QtWidgets import QMenu
+
+        name = str(index.data())
+        menu = QMenu(self)
+        menu.addAction(f"Delete saved search “{name}”", lambda: self.delete_saved_search(name))
+        menu.popup(self.folder_view.viewport().mapToGlobal(pos))
+
+    def save_current_search(self, name: str | None = None) -> None:
+        """Keep the query in the search box as a smart folder in the tree."""
+        query = self.search_box.text().strip()
+        if not query:
+            self.statusBar().showMessage("Type a search first, then save it.", 5000)
+            return
+        if name is None:
+            from PySide6.QtWidgets import QInputDialog
+
+            name, ok = QInputDialog.getText(self, "Save search", "Name:", text=query)
+            if not ok:
+                return
         try:
-            found = fn()
+            saved = self.services.save_search(name, query)
         except Exception as exc:
-            if known_error(exc) is None:
+            text = known_error(exc)
+            if text is None:
                 raise
-            return []
-        out: list[tuple[str, str]] = []
-        for item in found:
-            if isinstance(item, tuple | list) and len(item) == 2:
-                out.append((str(item[0]), str(item[1])))
-            else:
-                name = getattr(item, "name", None)
-                query = getattr(item, "query", None)
-                if name is not None and query is not None:
-                    out.append((str(name), str(query)))
-        return out
+            self.search_error.setText(text)
+            self.search_error.show()
+            return
+        self.statusBar().showMessage(f"Saved search “{saved.name}”.", 5000)
+        self.reload_searches()
+
+    def delete_saved_search(self, name: str) -> None:
+        try:
+            self.services.delete_saved_search(name)
+        except Exception as exc:
+            text = known_error(exc)
+            if text is None:
+                raise
+            self.statusBar().showMessage(text, 8000)
+            return
+        self.reload_searches()
 
     def _select_default_folder(self) -> None:
         model = self.folder_model
@@ -407,12 +513,13 @@ class MainWindow(QMainWindow):
         self.open_node(node)
 
     def open_node(self, node: Any) -> None:
-        self.node = node
         kind = node[0]
-        threads = self.actions_by_name["threads"].isChecked()
-        if kind == "search":
+        if kind == "search":  # a saved search: the box shows it, and it runs at once
             self.search_box.setText(node[1])
+            self._search_timer.start(0)
             return
+        self.node = node
+        threads = self.actions_by_name["threads"].isChecked()
         if kind == "unified":
             folder_ids = list(node[1])
             recipient = False
@@ -421,7 +528,8 @@ class MainWindow(QMainWindow):
             info = self._folder_info(node[1])
             recipient = info is not None and info.role in ("sent", "drafts")
             self.settings.setValue("list/folder", f"folder:{node[1]}")
-        self.reader.clear()
+        if self._reader is not None:
+            self._reader.clear()
         self.list_model.set_source(
             self.mailbox.folder_source(folder_ids, threads=threads), show_recipient=recipient
         )
@@ -474,11 +582,78 @@ class MainWindow(QMainWindow):
             return None
         return self.list_model.message_id(index.row())
 
+    # ------------------------------------------------------------------ reading pane
+
+    @property
+    def reader(self) -> ReaderPane:
+        if self._reader is None:
+            self._build_reading()
+        assert self._reader is not None
+        return self._reader
+
+    @property
+    def conversation(self) -> Any:
+        if self._conversation is None:
+            self._build_reading()
+        return self._conversation
+
+    def _warm_up_step(self) -> None:
+        """One step of getting the reading pane ready before the first message is
+        shown (see the module docstring); the next one runs in a later turn."""
+        if not self._warm_up:
+            return
+        self._warm_up.pop(0)()
+        if self._warm_up:
+            QTimer.singleShot(WARM_UP_GAP_MS, self, self._warm_up_step)
+
+    def _build_reading_if_needed(self) -> None:
+        if self._reader is None:
+            self._build_reading()
+
+    def _build_reading(self) -> None:
+        """The reader and the conversation view (issue 8), built on first use."""
+        from ui.conversation import ConversationView
+        from ui.reader import ReaderPane
+
+        reader = ReaderPane(self.mailbox, self.settings, self)
+        reader.link_requested.connect(self.open_link)
+        reader.mark_read_requested.connect(self._auto_mark_read)
+        # Conversations (Ctrl+T) show as one stacked page with a quick reply (issue 8).
+        conversation = ConversationView(self.mailbox, self.settings, self)
+        conversation.link_requested.connect(self.open_link)
+        conversation.mark_read_requested.connect(self._auto_mark_read)
+        conversation.reply_queued.connect(lambda _item: self.refresh_queues())
+        self._reader, self._conversation = reader, conversation
+        self.reading.addWidget(reader)
+        self.reading.addWidget(conversation)
+
+    def _show_current(self) -> None:
+        if self._reader is None:
+            self._build_reading()
+        self._on_row_changed(self.list_view.currentIndex(), QModelIndex())
+
     def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if self._reader is None:
+            # The first selection at start-up: show the rows first, build the reader in
+            # the next turn of the event loop (after the list has painted).
+            QTimer.singleShot(0, self, self._show_current)
+            return
         if not current.isValid():
             self.reader.clear()
+            self.conversation.clear()
+            self.reading.setCurrentWidget(self.reader)
             return
         mid = self.list_model.message_id(current.row())
+        row = self.list_model.row_at(current.row())
+        if self.list_model.threads and row is not None and row.thread_count > 1:
+            thread = row.summary.thread_id
+            if thread is not None:
+                shown = self.reading.currentWidget() is self.conversation
+                self.reading.setCurrentWidget(self.conversation)
+                if not shown or self.conversation.thread_id != thread:
+                    self.conversation.show_thread(thread, row.summary.account)
+                return
+        self.reading.setCurrentWidget(self.reader)
         if mid != self.reader.message_id:
             self.reader.show_message(mid)
 
@@ -490,7 +665,7 @@ class MainWindow(QMainWindow):
         current = view.currentIndex()
         row = 0 if not current.isValid() else current.row() + step
         if row >= count and self.list_model.canFetchMore(QModelIndex()):
-            self.list_model.fetchMore(QModelIndex())
+            self.list_model.fetch_more_now()
             count = self.list_model.rowCount()
         row = max(0, min(count - 1, row))
         index = self.list_model.index(row, 0)
@@ -546,7 +721,27 @@ class MainWindow(QMainWindow):
         self._change(lambda i: self.services.mark(i, "seen", value), ids)
 
     def _auto_mark_read(self, message_id: int) -> None:
-        self.mark_read(True, [message_id])
+        """Read after a moment in the reader: written on the pool, because a write waits
+        for the sync worker's transaction (up to a batch of a first sync: a GUI stall of
+        a tenth of a second or more), and nobody is waiting for this one."""
+        services = self.services
+
+        def done(_count: object) -> None:
+            self._changed = [*self._changed[-49:], [message_id]]
+            self.list_model.refresh_later([message_id])
+            self._counts_timer.start(COUNTS_DEBOUNCE_MS)
+            self.refresh_queues()
+
+        def failed(exc: BaseException) -> None:
+            text = known_error(exc)
+            if text is None:
+                from ui.bridge import report_error
+
+                report_error(exc)
+                return
+            self.statusBar().showMessage(text, 8000)
+
+        run_task(lambda: services.mark([message_id], "seen", True), done, failed, owner=self)
 
     def toggle_star(self) -> None:
         ids = self.selected_ids()
@@ -658,6 +853,20 @@ class MainWindow(QMainWindow):
         if url.scheme() not in ("http", "https"):
             self.statusBar().showMessage(f"Not opening a {url.scheme()}: link", 5000)
             return
+        shown = self.reading.currentWidget()
+        warning = shown.link_warning(url) if hasattr(shown, "link_warning") else None
+        if warning is not None:
+            box = QMessageBox(QMessageBox.Icon.Warning, "Suspicious link", "", parent=self)
+            box.setObjectName("linkWarning")
+            box.setText(f"{warning}\n\nIt really opens:\n{url.toString()}")
+            box.setStandardButtons(
+                QMessageBox.StandardButton.Open | QMessageBox.StandardButton.Cancel
+            )
+            box.button(QMessageBox.StandardButton.Open).setText("Open anyway")
+            box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+            if box.exec() == QMessageBox.StandardButton.Open:
+                QDesktopServices.openUrl(url)
+            return
         answer = QMessageBox.question(
             self,
             "Open link",
@@ -665,6 +874,31 @@ class MainWindow(QMainWindow):
         )
         if answer == QMessageBox.StandardButton.Yes:
             QDesktopServices.openUrl(url)
+
+    def print_current(self) -> Any:
+        from ui.printing import print_widget
+
+        return print_widget(self.reading.currentWidget())
+
+    def save_pdf(self, path: str | None = None) -> Any:
+        from ui.printing import save_pdf
+
+        job = save_pdf(self.reading.currentWidget(), path)
+        if job is not None:
+            job.finished.connect(
+                lambda ok, text: self.statusBar().showMessage(
+                    f"Saved {text}" if ok else f"Not saved: {text}", 8000
+                )
+            )
+        return job
+
+    def edit_remote_senders(self) -> Any:
+        from ui.senderlist import RemoteSendersDialog
+
+        dialog = RemoteSendersDialog(self.settings, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def add_account(self) -> None:
         from ui.accountdialog import AccountDialog
@@ -689,7 +923,6 @@ class MainWindow(QMainWindow):
 
     def _run_search(self) -> None:
         query = self.search_box.text().strip()
-        search = getattr(self.services, "search", None)
         if self._search_task is not None:
             self._search_task.cancel()
         if not query:
@@ -698,18 +931,16 @@ class MainWindow(QMainWindow):
                 node, self._node_before_search = self._node_before_search, None
                 self.open_node(node)
             return
-        if search is None:
-            self.search_error.setText("Search is not available in this build.")
-            self.search_error.show()
-            return
         if self._node_before_search is None and self.node is not None:
             self._node_before_search = self.node
         services = self.services
 
-        def done(found: Any) -> None:
+        def done(found: list[Any]) -> None:
             self.search_error.hide()
-            self.reader.clear()
-            self.list_model.set_source(StaticSource(services, list(found)))
+            if self._reader is not None:
+                self._reader.clear()
+            self.list_model.set_source(StaticSource(services, found))
+            self.searched.emit(query, len(found))
             self.folder_opened.emit(("search", query))
 
         def failed(exc: BaseException) -> None:
@@ -721,9 +952,13 @@ class MainWindow(QMainWindow):
                 return
             self.search_error.setText(text)
             self.search_error.show()
+            self.searched.emit(query, -1)
 
         self._search_task = run_task(
-            lambda: search(query, account=None, limit=1000, sort="date"), done, failed, owner=self
+            lambda: services.search(query, account=None, limit=SEARCH_LIMIT, sort="date"),
+            done,
+            failed,
+            owner=self,
         )
 
     # ------------------------------------------------------------------ worker & status
@@ -777,7 +1012,7 @@ class MainWindow(QMainWindow):
     def _apply_events(self) -> None:
         ids, self._pending_ids = sorted(self._pending_ids), set()
         if ids:
-            self.list_model.refresh(ids)
+            self.list_model.refresh_later(ids)  # read on the pool: sync may send thousands
 
     def _update_status(self) -> None:
         parts = []
@@ -830,3 +1065,12 @@ class MainWindow(QMainWindow):
             self.status_changed.emit()
 
         run_task(read, done, lambda exc: None, owner=self)
+
+
+def _import_all(names: Sequence[str]) -> None:
+    """Import modules now, on the GUI thread in an idle turn (the warm-up), rather than
+    later, in the middle of showing a message or on a pool thread."""
+    import importlib
+
+    for name in names:
+        importlib.import_module(name)

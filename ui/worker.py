@@ -8,6 +8,12 @@ exponential backoff (1 s doubling to 60 s, reset after a minute of uptime) and
 IMAP sessions and exits cleanly within a few seconds), then SIGKILL if it lingers.
 The worker's stderr is kept (last lines) so that a crash can be shown in one line.
 
+The worker runs at a lower CPU priority (``WORKER_NICE``, where the OS has ``nice``).
+A first sync keeps it busy for minutes; measured on two cores (bench/ui.py's sync
+stall, per-thread ``schedstat``), the GUI thread spent about half of each 100-250 ms
+stall waiting in the CPU run queue behind it, Dovecot and QtWebEngine. At a lower
+priority the sync still takes every idle cycle, but a paint gets the CPU first.
+
 Signals:
     event_received(dict): one event line from the worker.
     state_changed(str): 'starting' | 'running' | 'restarting' | 'stopped'.
@@ -25,7 +31,18 @@ from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, QTimer, Signa
 
 __all__ = ["SyncWorker"]
 
-_LAUNCH = "import sys; from app.cli import main; sys.argv[0] = 'tidings'; main()"
+WORKER_NICE = 10  # added to the worker's niceness: background work yields to the GUI
+_LAUNCH = (
+    "import os, sys\n"
+    "if hasattr(os, 'nice'):\n"
+    "    try:\n"
+    f"        os.nice({WORKER_NICE})\n"
+    "    except OSError:\n"
+    "        pass\n"
+    "from app.cli import main\n"
+    "sys.argv[0] = 'tidings'\n"
+    "main()\n"
+)
 
 
 class SyncWorker(QObject):

@@ -63,6 +63,21 @@ def demo_home(tmp_path: Path, demo_template: Path) -> Path:
 def demo_services(demo_home: Path) -> Iterator[Services]:
     svc = Services(Profile.open(demo_home))
     yield svc
+    _close(svc)
+
+
+@pytest.fixture
+def services(home: Path) -> Iterator[Services]:
+    """As in tests/conftest.py, but closed only after the thread pool's reads finished."""
+    svc = Services(Profile.open(home))
+    yield svc
+    _close(svc)
+
+
+def _close(svc: Services) -> None:
+    from ui.bridge import wait_for_tasks
+
+    wait_for_tasks()  # the list model reads pages and rows on the pool
     svc.close()
 
 
