@@ -192,7 +192,8 @@ class MainWindow(QMainWindow):
         self.list_view.doubleClicked.connect(lambda _i: self.reply_to_draft_or_open())
 
         # The reading pane -- the reader, and (issue 8) the conversation view -- is built
-        # once the first rows are painted (``_build_reading``): QtWebEngine and the rich
+        # after the first rows are painted, by the idle-time warm-up (``_warm_up_step``)
+        # or the first selection, whichever comes first: QtWebEngine and the rich
         # message widgets cost a few hundred milliseconds that start-up need not wait for.
         self._reader: ReaderPane | None = None
         self._conversation: Any = None
