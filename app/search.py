@@ -203,7 +203,6 @@ def quick_search(
     (no database yet, an older schema, index work to do here, no readable index)."""
     from storage.quickstate import HEAD_REVISION
 
-    _load_whoosh_without_urllib()
     path = home / "tidings.db"
     if not path.exists() or sort not in SORTS:
         return None
@@ -239,33 +238,6 @@ def quick_search(
             return None  # damaged: the full path rebuilds it first
         finally:
             index.close()
-
-
-def _load_whoosh_without_urllib() -> None:
-    """Whoosh's compat module imports ``urllib.request`` — and with it http.client,
-    email, ssl and socket: 50 ms, a sixth of the command line's budget — for one
-    function it never calls here. For the quick path, let it find a stand-in while
-    it loads; a later real ``import urllib.request`` gets the real module."""
-    import sys
-    import types
-
-    if "whoosh.compat" in sys.modules or "urllib.request" in sys.modules:
-        return
-    stand_in = types.ModuleType("urllib.request")
-
-    def urlretrieve(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called
-        sys.modules.pop("urllib.request", None)
-        from urllib.request import urlretrieve as real
-
-        return real(*args, **kwargs)  # noqa: S310 - whoosh's call, as it was
-
-    stand_in.urlretrieve = urlretrieve  # type: ignore[attr-defined]
-    sys.modules["urllib.request"] = stand_in
-    try:
-        import whoosh.compat  # noqa: F401
-    finally:
-        if sys.modules.get("urllib.request") is stand_in:
-            del sys.modules["urllib.request"]
 
 
 # --------------------------------------------------------------------------- indexing

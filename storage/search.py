@@ -73,14 +73,22 @@ come from a table); postings are pooled per term as they arrive, so a commit sor
 distinct terms, not postings, and hands each term's list to the codec at once; the
 codec skips per-block length statistics (BM25 still gets each document's field
 lengths) and keeps posting lists of fewer than :data:`_INLINE` documents in the term
-entry (Whoosh 2.7.4 has a misspelt call there). Batches grow from
-:data:`FIRST_BATCH` (the newest mail is searchable within seconds) to :data:`BATCH`;
-segments merge in tiers of :data:`MERGE_FACTOR` by joining posting lists block by
-block, not posting by posting. On the query side Whoosh's Or/And/Term matchers are
-replaced by leaner ones (no per-term size estimates or BM25 scorers for unscored
-matching), and the intersection is stepped with ``next()`` (its ``all_ids()`` walks
-both sides whole). Whoosh's NumericRange is wrong for ranges that start at zero, so
-ranges use our own trie cover.
+entry (Whoosh 2.7.4 misspells the call that does it). A block's ids, weights and
+positions are compressed apart, so skipping through a block never unpickles its
+positions. Batches grow from :data:`FIRST_BATCH` (the newest mail is searchable
+within seconds) to :data:`BATCH`; segments merge in tiers of :data:`MERGE_FACTOR` by
+joining posting lists block by block, not posting by posting, merged segments newest
+first and before the new documents, so that a segment of an index written newest
+first is in date order (its date order then costs one C-level sort check).
+
+On the query side Whoosh's Or/And/Term matchers are replaced by leaner ones (no
+per-term size estimates or BM25 scorers for unscored matching), the intersection is
+stepped with ``next()`` (its ``all_ids()`` walks both sides whole), a block is
+searched by bisection (Whoosh steps through it posting by posting), and the index is
+read without mmap (Whoosh copies each memory-mapped part it opens into a BytesIO:
+the whole index, at every open). Whoosh's NumericRange is wrong for ranges that
+start at zero, so ranges use our own trie cover. A whole email address is also
+indexed as one word, so ``from:bob@example.com`` is one term, not a phrase.
 
 A missing, damaged or outdated (:data:`SCHEMA_VERSION`) index is rebuilt by the
 owner: the folder is replaced and every message queued again, newest first, with a
@@ -90,6 +98,7 @@ leaves a mark for the owner and raises :class:`SearchUnavailable`.
 
 from __future__ import annotations
 
+# ruff: noqa: E402 - whoosh is imported after _load_whoosh_lean() prepares its way
 import bisect
 import contextlib
 import heapq
@@ -113,6 +122,50 @@ from operator import itemgetter
 from pathlib import Path
 from pickle import dumps, loads
 from typing import Any
+
+
+def _load_whoosh_lean() -> None:
+    """Load whoosh without two imports it makes at start-up for features we never use:
+    ``urllib.request`` in its compat module (and with it http.client, email, ssl and
+    socket: 50 ms, a sixth of the command line's budget) and the English
+    morphology tables of ``whoosh.lang.morph_en`` (for its Variations query, 15 ms).
+    Each gets a stand-in only while whoosh loads; whoever needs the real module later
+    imports it as usual (the stand-ins' functions do that, should they be called)."""
+    import types
+
+    if "whoosh.query" in sys.modules:
+        return
+
+    def stand_in(name: str, attr: str) -> types.ModuleType | None:
+        if name in sys.modules:
+            return None
+        module = types.ModuleType(name)
+
+        def real(*args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called
+            if sys.modules.get(name) is module:
+                del sys.modules[name]
+            import importlib
+
+            return getattr(importlib.import_module(name), attr)(*args, **kwargs)
+
+        setattr(module, attr, real)
+        sys.modules[name] = module
+        return module
+
+    stand_ins = {
+        "urllib.request": stand_in("urllib.request", "urlretrieve"),
+        "whoosh.lang.morph_en": stand_in("whoosh.lang.morph_en", "variations"),
+    }
+    try:
+        import whoosh.compat
+        import whoosh.query  # noqa: F401
+    finally:
+        for name, module in stand_ins.items():
+            if module is not None and sys.modules.get(name) is module:
+                del sys.modules[name]
+
+
+_load_whoosh_lean()
 
 from whoosh import analysis, fields, matching, query
 from whoosh.codec.whoosh3 import W3Codec, W3FieldWriter, W3LeafMatcher, W3PostingsWriter
