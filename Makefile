@@ -62,6 +62,11 @@ bench-deps:
 bench: install system-deps bench-deps
 	$(PY) bench/ingest.py
 	$(PY) bench/sync.py
+	$(PY) bench/actions.py
+	$(PY) bench/outbox.py
+	$(PY) bench/search.py
+	$(PY) bench/ui.py
+	$(PY) bench/conversation.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

@@ -38,12 +38,37 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: usage error: {message}\n(see '{self.prog} --help')\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Unbuilt:
+    """Stands in for the parser of a command that is not being run: it takes any
+    ``add_argument``-like call and drops it (see :class:`_OneCommand`)."""
+
+    def __getattr__(self, name: str) -> Callable[..., _Unbuilt]:
+        return lambda *args, **kwargs: self
+
+
+class _OneCommand(argparse._SubParsersAction):  # type: ignore[type-arg]
+    """Builds only the parser of the command being run. Every argparse parser costs
+    ~1 ms to make (argparse looks up translations for its help texts each time), and
+    ``tidings search`` has a latency budget that includes the process start."""
+
+    only: str | None = None
+
+    def add_parser(self, name: str, **kwargs: Any) -> Any:
+        if self.only is not None and name != self.only:
+            return _Unbuilt()
+        return super().add_parser(name, **kwargs)
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (``only``) the top level and one command."""
     p = _Parser(prog=PROG, description="Tidings: local-first mail from the command line.")
+    p.register("action", "parsers", _OneCommand)
     p.add_argument("--home", metavar="DIR", help="profile folder (default: $TIDINGS_HOME)")
     p.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
+    assert isinstance(sub, _OneCommand)
+    sub.only = only
 
     a = sub.add_parser("account", help="add, list or remove accounts")
     asub = a.add_subparsers(dest="account_command", metavar="ACTION", parser_class=_Parser)
@@ -1155,13 +1180,19 @@ _SEARCH_VALUED = frozenset({"--account", "--limit", "--sort", "--save"})
 _SEARCH_FLAGS = frozenset({"--json", "--help", "-h"})
 
 
+def _command_at(argv: list[str]) -> int:
+    """Where the command's name is in ``argv`` (after the global options)."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i += 2 if argv[i] == "--home" else 1
+    return i
+
+
 def _search_argv(argv: list[str]) -> list[str]:
     """``tidings search`` takes Gmail-style queries, where ``-word`` negates: every
     argument after ``search`` that is not one of its options is part of the query,
     wherever it stands (``search report -from:bob --json`` works)."""
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):
-        i += 2 if argv[i] == "--home" else 1  # the global options
+    i = _command_at(argv)
     if i >= len(argv) or argv[i] != "search":
         return argv
     options: list[str] = []
@@ -1183,7 +1214,10 @@ def _search_argv(argv: list[str]) -> list[str]:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(_search_argv(list(sys.argv[1:] if argv is None else argv)))
+    words = _search_argv(list(sys.argv[1:] if argv is None else argv))
+    i = _command_at(words)
+    command = words[i] if i < len(words) and words[i] in COMMANDS else None
+    args = build_parser(only=command).parse_args(words)  # the whole tree for --help, typos
     debug = bool(args.debug)
     try:
         from app.profile import Profile, demo_home

@@ -13,7 +13,8 @@ Storage's own known errors (``storage.errors.StorageError``) count as known too.
     ├── ComposeError       (app/compose.py) a bad address, no recipients, an unreadable file
     ├── InviteError        no invitation in the message, a malformed one, one that can't be answered
     ├── UnsubscribeError   no usable unsubscribe method, a server that refused or can't be reached
-    └── AttachmentError    no such attachment, a folder that can't be written
+    ├── AttachmentError    no such attachment, a folder that can't be written
+    └── IndexBusy          (app/search.py) another process is rebuilding the search index
 """
 
 from __future__ import annotations

@@ -55,9 +55,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
 
-    from ui.reader import register_scheme
+    from ui.scheme import prepare_web_engine
 
-    register_scheme()
+    prepare_web_engine()  # as the app does
     import shiboken6
     from PySide6.QtCore import QCoreApplication, QEvent, QSettings
     from PySide6.QtWidgets import QApplication

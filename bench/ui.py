@@ -470,9 +470,9 @@ def main() -> None:
 
     from PySide6.QtWidgets import QApplication
 
-    from ui.reader import register_scheme
+    from ui.scheme import prepare_web_engine
 
-    register_scheme()
+    prepare_web_engine()  # as the app does
     app = QApplication([])
     from app.demo import build_demo
     from app.profile import Profile

@@ -7,7 +7,12 @@ these are for the profile, the database and the files a user hands us.
     StorageError
     ├── DatabaseUnavailable   the database can't be opened, is not one, or is locked
     ├── NotFound              an id or name that does not exist
-    └── MailboxFormatError    a file to import is not an mbox, Maildir or .eml folder
+    ├── MailboxFormatError    a file to import is not an mbox, Maildir or .eml folder
+    ├── AccountExists         (accounts.py) an account of that name exists already
+    ├── ActionError           (actions.py) a change that can't be made or undone
+    ├── OutboxError           (outbox.py) an outgoing message that can't be changed
+    ├── QueryError            (searchquery.py) a search query that can't be parsed
+    └── SearchUnavailable     (search.py) the search index can't be read right now
 """
 
 from __future__ import annotations

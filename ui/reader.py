@@ -80,17 +80,10 @@ from app.mailbox import SCHEME, Mailbox, ReaderDocument, body_url, parse_tidings
 from storage.dto import AttachmentInfo
 from ui.bridge import TaskHandle, run_task
 
-__all__ = ["ReaderPane", "register_scheme"]
+__all__ = ["ReaderPane"]
 
 MARK_READ_DELAY_MS = 1500
 _LOCAL_SCHEMES = {SCHEME, "data", "about", "blob"}
-
-
-def register_scheme() -> None:
-    """Declare the ``tidings:`` scheme; must run before the QApplication exists."""
-    from ui.scheme import register_scheme as register
-
-    register()
 
 
 class RemoteBlocker(QWebEngineUrlRequestInterceptor):

@@ -20,9 +20,9 @@ import pytest
 
 from app.profile import Profile
 from app.services import Services
-from ui.reader import register_scheme
+from ui.scheme import prepare_web_engine
 
-register_scheme()
+prepare_web_engine()  # as the app does: the scheme and Chromium's flags
 
 # Chromium without a GPU says so through Qt's logging; that is not a test failure.
 _QT_NOISE = (
