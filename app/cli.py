@@ -27,6 +27,7 @@ from sync.errors import SyncError
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from app.searchserver import Answer
     from app.services import Services
     from storage.dto import FolderInfo, MessageDetail, MessageSummary
 
@@ -525,15 +526,24 @@ def cmd_import(args: argparse.Namespace, svc: Services) -> int:
     return 0
 
 
-def _print_messages(rows: Sequence[MessageSummary], as_json: bool) -> None:
+def format_messages(rows: Sequence[MessageSummary], as_json: bool) -> str:
+    """Messages as ``list`` and ``search`` print them (lines, or JSON lines)."""
+    lines = []
     for m in rows:
         if as_json:
-            _json_line(summary_json(m))
+            lines.append(json.dumps(summary_json(m), ensure_ascii=False))
         else:
             mark = ("*" if "flagged" in m.flags else " ") + (" " if "seen" in m.flags else "N")
             att = "@" if m.has_attachments else " "
             sender = _clip(m.sender.name or m.sender.email or "(unknown)", 24).ljust(24)
-            _out(f"{m.id:>7} {mark}{att} {_local_date(m)}  {sender}  {_clip(m.subject, 60)}")
+            lines.append(
+                f"{m.id:>7} {mark}{att} {_local_date(m)}  {sender}  {_clip(m.subject, 60)}"
+            )
+    return "".join(line + "\n" for line in lines)
+
+
+def _print_messages(rows: Sequence[MessageSummary], as_json: bool) -> None:
+    sys.stdout.write(format_messages(rows, as_json))
 
 
 def cmd_search(args: argparse.Namespace, svc: Services) -> int:
@@ -577,6 +587,28 @@ def _quick_search(args: argparse.Namespace, home: Path) -> bool:
         return False
     _print_messages(rows, args.json)
     return True
+
+
+def _ask_search_server(args: argparse.Namespace, home: Path) -> Answer | None:
+    """The profile's search server's answer (app/searchserver.py), or None."""
+    from app import searchserver
+
+    return searchserver.ask(
+        home,
+        " ".join(args.query),
+        account=args.account,
+        limit=args.limit,
+        sort=args.sort,
+        as_json=args.json,
+    )
+
+
+def _start_search_server(home: Path) -> None:
+    """After answering: start the profile's search server for the searches to come."""
+    from app import searchserver
+
+    sys.stdout.flush()
+    searchserver.start(home)
 
 
 def cmd_reindex(args: argparse.Namespace, svc: Services) -> int:
@@ -1220,25 +1252,34 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser(only=command).parse_args(words)  # the whole tree for --help, typos
     debug = bool(args.debug)
     try:
-        from app.profile import Profile, demo_home
+        from app.profile import Profile, demo_home, resolve_home
 
         home = args.home
         if args.command == "demo" and home is None:
             import os
 
             home = os.environ.get("TIDINGS_HOME") or demo_home()
+        searching = args.command == "search" and not args.save
+        if searching and (answer := _ask_search_server(args, resolve_home(home))) is not None:
+            sys.stdout.write(answer.out)
+            sys.stderr.write(answer.err)
+            return answer.code
         profile = Profile.open(home)
         if args.command == "sync" and not args.watch and _quick_sync(args, profile.db_path):
             return 0
-        if args.command == "search" and not args.save and _quick_search(args, profile.home):
+        if searching and _quick_search(args, profile.home):
+            _start_search_server(profile.home)
             return 0
         from app.services import Services
 
         svc = Services(profile)
         try:
-            return COMMANDS[args.command](args, svc)
+            code = COMMANDS[args.command](args, svc)
         finally:
             svc.close()
+        if searching and code == 0:
+            _start_search_server(profile.home)
+        return code
     except KeyboardInterrupt:
         sys.stderr.write(f"{PROG}: interrupted\n")
         return 130

@@ -9,8 +9,8 @@ touches a real profile.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from app.errors import ProfileError
 
@@ -34,8 +34,10 @@ def resolve_home(home: str | os.PathLike[str] | None) -> Path:
     return Path(home).expanduser()
 
 
-@dataclass(frozen=True, slots=True)
-class Profile:
+class Profile(NamedTuple):
+    """A profile folder (a NamedTuple, not a dataclass: ``tidings search`` starts without
+    importing ``dataclasses``)."""
+
     home: Path
 
     @property

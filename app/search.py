@@ -198,9 +198,11 @@ def quick_search(
     account: str | None = None,
     limit: int = 50,
     sort: str = "date",
+    index: SearchIndex | None = None,
 ) -> list[MessageSummary] | None:
     """``tidings search`` without SQLAlchemy; None when the full path must answer
-    (no database yet, an older schema, index work to do here, no readable index)."""
+    (no database yet, an older schema, index work to do here, no readable index).
+    ``index``: one kept open by the caller (the search server), else opened here."""
     from storage.quickstate import HEAD_REVISION
 
     path = home / "tidings.db"
@@ -226,18 +228,20 @@ def quick_search(
         from storage.search import SearchIndex, SearchUnavailable, account_ids, summaries
 
         node = parse(query)
-        index = SearchIndex(home / "index")
+        own = index is None
+        ix = SearchIndex(home / "index") if index is None else index
         try:
-            if not index.readable():
+            if not ix.readable():
                 return None
-            ids = index.search(
-                db, node, account_ids=account_ids(db, account), limit=limit, sort=sort
-            )
+            ids = ix.search(db, node, account_ids=account_ids(db, account), limit=limit, sort=sort)
             return summaries(db, ids)
         except SearchUnavailable:
+            if not own:
+                raise  # the server tells the command to rebuild it
             return None  # damaged: the full path rebuilds it first
         finally:
-            index.close()
+            if own:
+                ix.close()
 
 
 # --------------------------------------------------------------------------- indexing

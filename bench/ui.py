@@ -76,15 +76,44 @@ class Heartbeat:
         self.last: float | None = None
         self.stalls: list[float] = []
         self.at: list[float] = []
+        self.collections: list[tuple[float, int]] = []  # the collector's pauses, generations
+        self._gc_started = 0.0
 
     def start(self) -> None:
+        import gc
+
         self.last = None
         self.stalls = []
-        self.at: list[float] = []
+        self.at = []
+        self.collections = []
+        if self._on_gc not in gc.callbacks:
+            gc.callbacks.append(self._on_gc)
         self.timer.start()
 
     def stop(self) -> None:
+        import gc
+
         self.timer.stop()
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._gc_started = time.perf_counter()
+        else:
+            self.collections.append((time.perf_counter() - self._gc_started, info["generation"]))
+
+    def gc_line(self) -> str:
+        if not self.collections:
+            return "no garbage collections"
+        worst: dict[int, float] = {}
+        for took, gen in self.collections:
+            worst[gen] = max(took, worst.get(gen, 0.0))
+        per_gen = ", ".join(
+            f"gen {g}: {sum(1 for _, x in self.collections if x == g)}, longest {ms(worst[g])}"
+            for g in sorted(worst)
+        )
+        return f"garbage collections ({per_gen})"
 
     def _tick(self) -> None:
         now = time.perf_counter()
@@ -279,6 +308,7 @@ def bench_big_folder(tmp: Path, count: int) -> None:
         f"{ms(beat.worst)}, p99 {ms(beat.p99())} — {verdict(beat.worst, 0.05)}; "
         f"RSS +{rss_mb() - rss0:.0f} MB; cached records {model.cached_rows()}"
     )
+    print(f"  longest stalls: {beat.top(5, t_all)}; {beat.gc_line()}")
     view.scrollToTop()
     t0 = time.perf_counter()
     beat.start()
@@ -422,7 +452,7 @@ def bench_sync_stall(tmp: Path, count: int) -> None:
             f"'messages_added' events, {rows} rows loaded in the open list; longest GUI "
             f"stall {ms(beat.worst)}, p99 {ms(beat.p99())} — {verdict(beat.worst, 0.1)}"
         )
-        print(f"  longest stalls: {beat.top(5, t0)}; {'; '.join(marks[:3])}")
+        print(f"  longest stalls: {beat.top(5, t0)}; {'; '.join(marks[:3])}; {beat.gc_line()}")
         if first_shown:
             after = [st for st, at in zip(beat.stalls, beat.at, strict=True) if at > first_shown[0]]
             print(

@@ -28,6 +28,10 @@ from tests.servers.smtp import SmtpServer
 
 CORPUS_ENV = "TIDINGS_CORPUS"
 
+# No resident search servers (app/searchserver.py) from tests that happen to run
+# `tidings search`: tests/test_search_server.py turns them on where it tests them.
+os.environ["TIDINGS_SEARCH_SERVER"] = "0"
+
 
 @pytest.fixture(scope="session")
 def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:

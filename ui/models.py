@@ -20,9 +20,10 @@ fast as one of ten, scroll to its end without a stall, and never load whole):
   other reasons (set ``READ_IN_POOL``). Either way results arrive later through the
   event loop, so the ordering rules below hold for both.
 * Rows are **formatted once**, where they are read: each record holds its ListRow DTO,
-  the four cell texts, the tooltips and the unread state, so ``data()`` is a dictionary
-  lookup and a tuple index, no formatting and no SQL; ``multiData`` answers all seven
-  roles a painting delegate asks for in one call per cell. Fonts and brushes are
+  the four cell texts and the unread state, so ``data()`` is a dictionary lookup and
+  a tuple index, no formatting and no SQL (tooltips are made when hovering asks);
+  ``multiData`` answers all seven roles a painting delegate asks for in one call per
+  cell. Fonts and brushes are
   created once per model. Dates go stale at midnight ("14:02" becomes "30 Nov"), so
   the records are dropped and read again then.
 * Per row the model keeps three ints (head message id, identity, sort key); the
@@ -118,8 +119,26 @@ class _Rec(NamedTuple):
     ident: int  # message id, or thread id in conversation mode (-id without a thread)
     sk: int  # sort key (see _sort_key)
     texts: tuple[str, str, str, str]
-    tips: tuple[str | None, str | None, str | None, str | None]
     unread: bool
+    who_to: bool  # the second column names the recipients (Sent, Drafts)
+
+
+def tooltip(rec: _Rec, col: int) -> str | None:
+    """A cell's tooltip, made when the view asks (hovering): not while formatting pages."""
+    s = rec.row.summary
+    if col == COL_FLAGS:
+        tips = [t for f, t in (("flagged", "starred"), ("answered", "answered")) if f in s.flags]
+        if s.has_attachments:
+            tips.append("has attachments")
+        if rec.unread:
+            tips.append("unread")
+        return ", ".join(tips) or None
+    if col == COL_FROM:
+        people = s.to if rec.who_to else (s.sender,)
+        return ", ".join(a.display() for a in people) or None
+    if col == COL_SUBJECT:
+        return s.subject or None
+    return s.date.astimezone().strftime("%A %d %B %Y, %H:%M") if s.date else None
 
 
 def _identity(row: ListRow, threads: bool) -> int:
@@ -141,20 +160,14 @@ def format_rows(
         starred = "flagged" in flags
         marks = ("●" if unread else "") + ("★" if starred else "")
         marks += "📎" if s.has_attachments else ""
-        if show_recipient and s.to:
+        who_to = bool(show_recipient and s.to)
+        if who_to:
             who = ", ".join(a.name or a.email for a in s.to)
-            who_tip = ", ".join(a.display() for a in s.to)
         else:
             who = s.sender.name or s.sender.email or "(unknown sender)"
-            who_tip = s.sender.display()
         if threads and row.thread_count > 1:
             who = f"{who} ({row.thread_count})"
         subject = s.subject or "(no subject)"
-        tips = [t for f, t in (("flagged", "starred"), ("answered", "answered")) if f in flags]
-        if s.has_attachments:
-            tips.append("has attachments")
-        if unread:
-            tips.append("unread")
         out.append(
             _Rec(
                 row,
@@ -166,13 +179,8 @@ def format_rows(
                     f"{subject} — {s.snippet}" if s.snippet else subject,
                     short_date(s.date, now),
                 ),
-                (
-                    ", ".join(tips) or None,
-                    who_tip or None,
-                    s.subject or None,
-                    s.date.astimezone().strftime("%A %d %B %Y, %H:%M") if s.date else None,
-                ),
                 unread,
+                who_to,
             )
         )
     return out
@@ -383,7 +391,7 @@ class MessageListModel(QAbstractTableModel):
             elif kind == _K_FG and not rec.unread and col not in (COL_FLAGS, COL_DATE):
                 item.setData(self._grey)
             elif kind == _K_TIP:
-                item.setData(rec.tips[col])
+                item.setData(tooltip(rec, col))
             elif kind == _K_ID:
                 item.setData(rec.row.summary.id)
             else:
@@ -415,7 +423,7 @@ class MessageListModel(QAbstractTableModel):
         if kind == _K_FG:
             return None if rec.unread or index.column() in (COL_FLAGS, COL_DATE) else self._grey
         if kind == _K_TIP:
-            return rec.tips[index.column()]
+            return tooltip(rec, index.column())
         return rec.row
 
     # -- rows ------------------------------------------------------------------------------
