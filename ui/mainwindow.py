@@ -24,10 +24,11 @@ Why it is shaped this way:
 * The reading pane warms up in idle time (``_warm_up_step``), ``WARM_UP_DELAY_MS``
   after the window is built, one piece per turn of the event loop: QtWebEngine's
   widgets, the reader's and the rich widgets' modules, the modules the reader's pool
-  tasks need, then the reader itself (QtWebEngine's one-time start, 100-300 ms on
-  this machine, the one piece that cannot be cut). Measured in a first sync, building
-  all of it at once when the first message arrived, while that message's pool tasks
-  imported their modules, stalled the GUI thread for 250-420 ms.
+  tasks need, the reader's profile (Chromium's one-time start), the reader, an empty
+  document in it (Chromium starts the renderer process), then the conversation view.
+  Measured in a first sync, building all of it at once when the first message
+  arrived, while that message's pool tasks imported their modules, stalled the GUI
+  thread for 250-420 ms; in steps, no step takes more than ~60 ms here.
 * Keyboard: j/k next/previous, Enter open, r reply, a reply all, f forward, e archive,
   # or Delete delete, s star, u unread, Shift+I read, c compose, / search, Ctrl+Z undo,
   ? shortcuts help.
@@ -36,6 +37,7 @@ Signals:
     folder_opened(object): a folder (or search) is shown in the list; the node data.
     status_changed(): the status bar was updated.
     searched(str, int): a search finished with this many results (-1: the query failed).
+    message_shown(int): the reader finished showing this message.
 """
 
 from __future__ import annotations
@@ -132,6 +134,7 @@ class MainWindow(QMainWindow):
     folder_opened = Signal(object)
     status_changed = Signal()
     searched = Signal(str, int)
+    message_shown = Signal(int)
 
     def __init__(
         self,
@@ -197,6 +200,7 @@ class MainWindow(QMainWindow):
         # message widgets cost a few hundred milliseconds that start-up need not wait for.
         self._reader: ReaderPane | None = None
         self._conversation: Any = None
+        self._reader_profile: Any = None  # made by the warm-up, taken by the reader
         self.reading = QStackedWidget(self)
         self.reading.setObjectName("readingPane")
 
@@ -297,7 +301,12 @@ class MainWindow(QMainWindow):
         self._warm_up: list[Callable[[], None]] = [
             lambda names=names: _import_all(names) for names in WARM_UP_IMPORTS
         ]
-        self._warm_up.append(self._build_reading_if_needed)
+        self._warm_up += [
+            self._make_reader_profile,
+            self._build_reader_if_needed,
+            self._prime_reader,
+            lambda: self.conversation,
+        ]
         QTimer.singleShot(WARM_UP_DELAY_MS, self, self._warm_up_step)
 
     # ------------------------------------------------------------------ actions
@@ -588,14 +597,14 @@ class MainWindow(QMainWindow):
     @property
     def reader(self) -> ReaderPane:
         if self._reader is None:
-            self._build_reading()
+            self._build_reader()
         assert self._reader is not None
         return self._reader
 
     @property
     def conversation(self) -> Any:
         if self._conversation is None:
-            self._build_reading()
+            self._build_conversation()
         return self._conversation
 
     def _warm_up_step(self) -> None:
@@ -607,30 +616,47 @@ class MainWindow(QMainWindow):
         if self._warm_up:
             QTimer.singleShot(WARM_UP_GAP_MS, self, self._warm_up_step)
 
-    def _build_reading_if_needed(self) -> None:
-        if self._reader is None:
-            self._build_reading()
+    def _make_reader_profile(self) -> None:
+        """Chromium's start (the first profile of the process), a warm-up step alone."""
+        if self._reader is None and self._reader_profile is None:
+            from ui.reader import make_profile
 
-    def _build_reading(self) -> None:
-        """The reader and the conversation view (issue 8), built on first use."""
-        from ui.conversation import ConversationView
+            self._reader_profile = make_profile(self.mailbox)
+
+    def _build_reader_if_needed(self) -> None:
+        if self._reader is None:
+            self._build_reader()
+
+    def _prime_reader(self) -> None:
+        self.reader.prime()
+
+    def _build_reader(self) -> None:
+        """The reader, built on first use (or by the warm-up)."""
         from ui.reader import ReaderPane
 
-        reader = ReaderPane(self.mailbox, self.settings, self)
+        profile, self._reader_profile = self._reader_profile, None
+        reader = ReaderPane(self.mailbox, self.settings, self, profile=profile)
         reader.link_requested.connect(self.open_link)
         reader.mark_read_requested.connect(self._auto_mark_read)
-        # Conversations (Ctrl+T) show as one stacked page with a quick reply (issue 8).
+        reader.message_shown.connect(self.message_shown)
+        self._reader = reader
+        self.reading.addWidget(reader)
+        self.reading.setCurrentWidget(reader)
+
+    def _build_conversation(self) -> None:
+        """Conversations (Ctrl+T) show as one stacked page with a quick reply (issue 8)."""
+        from ui.conversation import ConversationView
+
         conversation = ConversationView(self.mailbox, self.settings, self)
         conversation.link_requested.connect(self.open_link)
         conversation.mark_read_requested.connect(self._auto_mark_read)
         conversation.reply_queued.connect(lambda _item: self.refresh_queues())
-        self._reader, self._conversation = reader, conversation
-        self.reading.addWidget(reader)
+        self._conversation = conversation
         self.reading.addWidget(conversation)
 
     def _show_current(self) -> None:
         if self._reader is None:
-            self._build_reading()
+            self._build_reader()
         self._on_row_changed(self.list_view.currentIndex(), QModelIndex())
 
     def _on_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
@@ -641,7 +667,8 @@ class MainWindow(QMainWindow):
             return
         if not current.isValid():
             self.reader.clear()
-            self.conversation.clear()
+            if self._conversation is not None:
+                self._conversation.clear()
             self.reading.setCurrentWidget(self.reader)
             return
         mid = self.list_model.message_id(current.row())

@@ -16,23 +16,23 @@ fast as one of ten, scroll to its end without a stall, and never load whole):
   the reading thread holds the GIL, and every call of a painting view into Python
   (and every return from Qt into Python) waits for it. A read of 100 rows is cheaper
   than that contention, so reads run in idle slices of the GUI thread, bounded to a
-  page or a block of 100 rows each; the pool path stays for a store that is slow for
-  other reasons (set ``READ_IN_POOL``). Either way results arrive later through the
-  event loop, so the ordering rules below hold for both.
+  page or a block of 100 rows each, and what was read is applied in the turn after
+  (the view paints and timers run in between); the pool path stays for a store that
+  is slow for other reasons (set ``READ_IN_POOL``). Either way results arrive later
+  through the event loop, so the ordering rules below hold for both.
 * Rows are **formatted once**, where they are read: each record holds its ListRow DTO,
   the four cell texts and the unread state, so ``data()`` is a dictionary lookup and
   a tuple index, no formatting and no SQL (tooltips are made when hovering asks);
   ``multiData`` answers all seven roles a painting delegate asks for in one call per
-  cell. Fonts and brushes are
-  created once per model. Dates go stale at midnight ("14:02" becomes "30 Nov"), so
-  the records are dropped and read again then.
+  cell. Fonts and brushes are created once per model. Dates go stale at midnight
+  ("14:02" becomes "30 Nov"), so the records are dropped and read again then.
 * Per row the model keeps three ints (head message id, identity, sort key); the
   formatted records live in a bounded LRU cache. A row scrolled out of the cache is
   read back, a block at a time, in the next idle slice when the view paints it again
   (the cell is blank until then); ``data()`` never reads the store for a view. Only
   ``ROW_ROLE`` (asked by code, never by a view) reads a missing row at once.
 * One read at a time (blocks to repaint first, then in-place updates from the worker
-  in slices of 100 messages, then the next page), so results arrive in order. A
+  in slices of ``LATER_SLICE`` messages, then the next page), so results arrive in order. A
   synchronous change (a key press: ``refresh``) that lands while a read is out wins:
   the read's rows for those messages are older and are not applied (pages are
   re-checked).
@@ -210,6 +210,7 @@ class MessageListModel(QAbstractTableModel):
     PAGE = 100
     CACHE_ROWS = 3000
     BLOCK = 100
+    LATER_SLICE = 50  # messages the worker reported, read and inserted per turn
     # Where the reads run. Measured (bench/ui.py, 100,000 rows, 2 busy cores): on the
     # pool, a read competes with painting for the GIL -- every call from the view into
     # Python, and back from Qt, waits for the reading thread -- and scrolling stalled
@@ -507,7 +508,7 @@ class MessageListModel(QAbstractTableModel):
                 self._start(gen, job, done)
                 return
         if self._later:
-            ids = list(self._later)[: self.BLOCK]  # bounded slices: a sync sends thousands
+            ids = list(self._later)[: self.LATER_SLICE]  # a sync sends thousands
             for mid in ids:
                 del self._later[mid]
 
@@ -566,7 +567,9 @@ class MessageListModel(QAbstractTableModel):
             except Exception as exc:
                 failed(exc)
             else:
-                finished(result)
+                # Applied in the next turn: the view paints and timers run in between,
+                # instead of one long turn that reads, inserts rows and relays them out.
+                QTimer.singleShot(0, self, lambda: finished(result))
 
         QTimer.singleShot(0, self, run_now)
 

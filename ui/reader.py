@@ -187,12 +187,15 @@ class ReaderPage(QWebEnginePage):
         return
 
 
-def _make_profile(
-    mailbox: Mailbox, parent: QObject
-) -> tuple[QWebEngineProfile, RemoteBlocker, LocalSchemeHandler]:
+ProfileParts = tuple[QWebEngineProfile, RemoteBlocker, LocalSchemeHandler]
+
+
+def _make_profile(mailbox: Mailbox, parent: QObject | None) -> ProfileParts:
     # No storage name: off the record. A profile must outlive its pages: the reader
     # creates a holder for its page before the profile, and Qt deletes children in
-    # creation order, so the page goes first.
+    # creation order, so the page goes first. The first profile of the process also
+    # starts Chromium (tens of ms on the GUI thread): the main window makes the
+    # reader's in a warm-up step of its own (``make_profile``).
     profile = QWebEngineProfile(parent)
     profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
     profile.setPersistentCookiesPolicy(
@@ -226,6 +229,11 @@ def _make_profile(
     return profile, blocker, handler
 
 
+def make_profile(mailbox: Mailbox) -> ProfileParts:
+    """The reader's locked-down profile, made ahead of the pane (see ``ReaderPane``)."""
+    return _make_profile(mailbox, None)
+
+
 class ReaderPane(QWidget):
     message_shown = Signal(int)
     link_requested = Signal(QUrl)
@@ -233,7 +241,12 @@ class ReaderPane(QWidget):
     remote_blocked = Signal(int)
 
     def __init__(
-        self, mailbox: Mailbox, settings: QSettings, parent: QWidget | None = None
+        self,
+        mailbox: Mailbox,
+        settings: QSettings,
+        parent: QWidget | None = None,
+        *,
+        profile: ProfileParts | None = None,
     ) -> None:
         super().__init__(parent)
         self.mailbox = mailbox
@@ -248,7 +261,9 @@ class ReaderPane(QWidget):
         self._mark_candidate: int | None = None
 
         self._page_holder = QObject(self)  # deleted before the profile (see _make_profile)
-        self.profile, self.blocker, self.handler = _make_profile(mailbox, self)
+        if profile is not None:
+            profile[0].setParent(self)  # after the page's holder: deleted after it
+        self.profile, self.blocker, self.handler = profile or _make_profile(mailbox, self)
         self.blocker.request_blocked.connect(self._on_blocked)
         self.page = ReaderPage(self.profile, self._page_holder)
         self.page.link_requested.connect(self.link_requested)
@@ -392,13 +407,30 @@ class ReaderPane(QWidget):
             self._mark_candidate = message_id
             self._mark_timer.start(MARK_READ_DELAY_MS)
 
+    def prime(self) -> None:
+        """Show an empty document now, in idle time, so that Chromium starts the
+        renderer of our pages, and the view its compositor, before the first message
+        instead of with it (the view is hidden again once it has painted)."""
+        if self.message_id is None:
+            self.handler.documents = {0: b"<!doctype html><title></title>"}
+            self.placeholder.hide()
+            self.view.show()
+            self.view.load(QUrl(body_url(0)))
+
     def _on_loaded(self, ok: bool) -> None:
+        if self.message_id is None and self.document is None:
+            QTimer.singleShot(0, self, self._end_prime)
+            return
         if self.message_id is not None and self.document is not None:
             self.message_shown.emit(self.message_id)
             # After the load, not during it: the analysis is Python work on the pool,
             # and Chromium's request interceptor (Python too) waits for the GIL, which
             # made an HTML newsletter take 110-310 ms to show instead of 80-120.
             self._analyse(self.message_id, self.document)
+
+    def _end_prime(self) -> None:
+        if self.message_id is None:
+            self.clear()
 
     def _mark_read(self) -> None:
         if self._mark_candidate is not None and self._mark_candidate == self.message_id:

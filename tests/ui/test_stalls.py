@@ -39,10 +39,14 @@ def test_reading_pane_warms_up_before_a_message_is_selected(
     qtbot.addWidget(window)
     window.show()
     assert window._reader is None  # not built while the window is being shown
-    qtbot.waitUntil(lambda: window._reader is not None, timeout=15_000)
+    qtbot.waitUntil(lambda: window._conversation is not None, timeout=15_000)
     assert window.list_model.rowCount() == 0  # built in idle time, not by a selection
-    assert window._conversation is not None
+    assert window._reader is not None
     assert "PySide6.QtWebEngineWidgets" in sys.modules
+    # The reader was primed (Chromium's renderer started) and is empty again.
+    qtbot.waitUntil(window.reader.placeholder.isVisible, timeout=15_000)
+    assert not window.reader.view.isVisible()
+    assert window.reader.message_id is None
     window.shutdown()
 
 

@@ -32,7 +32,7 @@ def ready(window):
         print("SHOWN", message_id, flush=True)
         QTimer.singleShot(0, QApplication.quit)
 
-    window.reader.message_shown.connect(shown)
+    window.message_shown.connect(shown)
     QTimer.singleShot(60_000, QApplication.quit)
 
 sys.exit(run(["--demo"], on_ready=ready))
