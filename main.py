@@ -18,6 +18,14 @@ import sys
 # freezing what exists then (so later collections never walk it again).
 gc.disable()
 
+# Pool threads (a message being parsed, counts being read) run Python while the GUI
+# thread paints, and every cell a view paints calls into Python (the model): each call
+# waits for the GIL until the running thread is made to drop it. At the default 5 ms a
+# list repaint took 2-3x longer while a pool task ran; at 1 ms the GUI thread gets it
+# back sooner (bench/ui.py).
+SWITCH_INTERVAL = 0.001
+sys.setswitchinterval(SWITCH_INTERVAL)
+
 
 def main(argv: list[str] | None = None) -> int:
     from ui.app import main as run

@@ -510,6 +510,7 @@ def main() -> None:
     import gc
 
     gc.disable()  # as main.py does; each part settles it as ui.app does (first rows shown)
+    sys.setswitchinterval(importlib.import_module("main").SWITCH_INTERVAL)  # as main.py
 
     from PySide6.QtWidgets import QApplication
 
