@@ -66,7 +66,6 @@ Decisions:
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -78,7 +77,6 @@ from email.parser import BytesParser
 from io import BytesIO
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
@@ -86,6 +84,7 @@ from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 from app import compose
 from app.attachments import write_new_file
 from app.errors import InviteError
+from app.timezone import user_zone
 from storage.mime import (
     extract_content,
     html_to_text,
@@ -209,28 +208,6 @@ class Invite:
 
 
 # --------------------------------------------------------------------------- time zones
-
-
-def user_zone() -> tzinfo:
-    """The user's time zone: ``$TZ``, else ``/etc/localtime``, else the system offset."""
-    name = os.environ.get("TZ", "").lstrip(":")
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    try:
-        target = os.readlink("/etc/localtime")
-    except OSError:
-        target = ""
-    marker = "zoneinfo/"
-    if marker in target:
-        try:
-            return ZoneInfo(target.split(marker, 1)[1])
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    local = datetime.now().astimezone().tzinfo
-    return local if local is not None else UTC
 
 
 def _zone_label(tzid: str) -> str:

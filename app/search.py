@@ -83,23 +83,10 @@ class IndexBusy(TidingsError):
 
 
 def local_tz() -> tzinfo:
-    """The user's time zone with its daylight-saving rules (``$TZ``, else the system's
-    ``/etc/localtime``), so that a date in winter gets winter's offset in summer."""
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    """The user's time zone with its daylight-saving rules (app/timezone.py)."""
+    from app.timezone import user_zone
 
-    name = os.environ.get("TZ", "").lstrip(":")
-    if name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError, OSError):
-            pass
-    try:
-        with open("/etc/localtime", "rb") as f:
-            return ZoneInfo.from_file(f, key="localtime")
-    except (OSError, ValueError):
-        pass
-    fallback = datetime.now().astimezone().tzinfo
-    return fallback if fallback is not None else UTC
+    return user_zone()
 
 
 def parse(query: str, *, now: datetime | None = None, tz: tzinfo | None = None) -> Node:
