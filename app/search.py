@@ -55,7 +55,6 @@ __all__ = [
     "IndexBusy",
     "catch_up",
     "delete_saved_search",
-    "local_tz",
     "parse",
     "quick_search",
     "reindex",
@@ -79,21 +78,15 @@ class IndexBusy(TidingsError):
     """Another process is writing the search index."""
 
 
-# --------------------------------------------------------------------------- time zone
-
-
-def local_tz() -> tzinfo:
-    """The user's time zone with its daylight-saving rules (app/timezone.py)."""
-    from app.timezone import user_zone
-
-    return user_zone()
+# --------------------------------------------------------------------------- parsing
 
 
 def parse(query: str, *, now: datetime | None = None, tz: tzinfo | None = None) -> Node:
     """The tree of ``query``; QueryError (one line, with the column) when it is bad."""
+    from app.timezone import user_zone
     from storage.searchquery import parse as parse_query
 
-    return parse_query(query, now=now or datetime.now(UTC), tz=tz or local_tz())
+    return parse_query(query, now=now or datetime.now(UTC), tz=tz or user_zone())
 
 
 # --------------------------------------------------------------------------- plumbing

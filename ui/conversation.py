@@ -6,7 +6,7 @@ Why it is shaped this way:
 * **One page, not one web view per message.** Thirty QWebEngineViews would mean
   thirty renderer surfaces and seconds of start-up; one document holding thirty
   sanitised messages loads in tens of milliseconds. It is served by the same
-  locked-down profile as the reader (``ui.reader._make_profile``: JavaScript off,
+  locked-down profile as the reader (``ui.reader.make_profile``: JavaScript off,
   every network request blocked and counted until allowed, ``cid:`` images from the
   store, links handed to the window), so the conversation is exactly as safe.
 * **Collapsing without JavaScript.** Each message is a ``<details>`` element: its
@@ -485,7 +485,7 @@ class ConversationView(QWidget):
     def __init__(
         self, mailbox: Mailbox, settings: QSettings, parent: QWidget | None = None
     ) -> None:
-        from ui.reader import ReaderPage, _make_profile
+        from ui.reader import ReaderPage, make_profile
 
         super().__init__(parent)
         self.mailbox = mailbox
@@ -501,8 +501,8 @@ class ConversationView(QWidget):
         self._mark_timer.setSingleShot(True)
         self._mark_timer.timeout.connect(self._mark_read)
 
-        self._page_holder = QObject(self)  # deleted before the profile (see _make_profile)
-        self.profile, self.blocker, self.handler = _make_profile(mailbox, self)
+        self._page_holder = QObject(self)  # deleted before the profile (see make_profile)
+        self.profile, self.blocker, self.handler = make_profile(mailbox, self)
         self.blocker.request_blocked.connect(self._on_blocked)
         self.page = ReaderPage(self.profile, self._page_holder)
         self.page.link_requested.connect(self.link_requested)

@@ -190,12 +190,12 @@ class ReaderPage(QWebEnginePage):
 ProfileParts = tuple[QWebEngineProfile, RemoteBlocker, LocalSchemeHandler]
 
 
-def _make_profile(mailbox: Mailbox, parent: QObject | None) -> ProfileParts:
+def make_profile(mailbox: Mailbox, parent: QObject | None = None) -> ProfileParts:
     # No storage name: off the record. A profile must outlive its pages: the reader
     # creates a holder for its page before the profile, and Qt deletes children in
     # creation order, so the page goes first. The first profile of the process also
     # starts Chromium (tens of ms on the GUI thread): the main window makes the
-    # reader's in a warm-up step of its own (``make_profile``).
+    # reader's in a warm-up step of its own and hands it to ``ReaderPane``.
     profile = QWebEngineProfile(parent)
     profile.setHttpCacheType(QWebEngineProfile.HttpCacheType.MemoryHttpCache)
     profile.setPersistentCookiesPolicy(
@@ -229,11 +229,6 @@ def _make_profile(mailbox: Mailbox, parent: QObject | None) -> ProfileParts:
     return profile, blocker, handler
 
 
-def make_profile(mailbox: Mailbox) -> ProfileParts:
-    """The reader's locked-down profile, made ahead of the pane (see ``ReaderPane``)."""
-    return _make_profile(mailbox, None)
-
-
 class ReaderPane(QWidget):
     message_shown = Signal(int)
     link_requested = Signal(QUrl)
@@ -260,10 +255,10 @@ class ReaderPane(QWidget):
         self._mark_timer.timeout.connect(self._mark_read)
         self._mark_candidate: int | None = None
 
-        self._page_holder = QObject(self)  # deleted before the profile (see _make_profile)
+        self._page_holder = QObject(self)  # deleted before the profile (see make_profile)
         if profile is not None:
             profile[0].setParent(self)  # after the page's holder: deleted after it
-        self.profile, self.blocker, self.handler = profile or _make_profile(mailbox, self)
+        self.profile, self.blocker, self.handler = profile or make_profile(mailbox, self)
         self.blocker.request_blocked.connect(self._on_blocked)
         self.page = ReaderPage(self.profile, self._page_holder)
         self.page.link_requested.connect(self.link_requested)
