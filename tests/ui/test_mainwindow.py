@@ -102,6 +102,13 @@ def test_layout_persists_in_the_profile(qtbot, demo_services: Services, settings
     w.resize(761, 557)
     w.splitter.setSizes([150, 280, 331])
     w.actions_by_name["threads"].setChecked(True)
+    sent = next(f for f in demo_services.folders() if f.role == "sent")
+    qtbot.waitUntil(lambda: w.node is not None, timeout=10_000)  # the tree is read on the pool
+    w.folder_view.setCurrentIndex(w.folder_model.index_of(("folder", sent.id)))
+    assert w.node == ("folder", sent.id)
+    qtbot.wait(50)  # QSettings would write a changed value in a later turn
+    # Nothing is written while the window works (each write fsyncs on the GUI thread).
+    assert not (demo_home / "ui.ini").exists()
     sizes = w.splitter.sizes()
     w.close()
     assert (demo_home / "ui.ini").exists()
@@ -113,6 +120,7 @@ def test_layout_persists_in_the_profile(qtbot, demo_services: Services, settings
     assert again.size().width() == 761
     assert again.splitter.sizes() == sizes
     assert again.actions_by_name["threads"].isChecked()
+    qtbot.waitUntil(lambda: again.node == ("folder", sent.id), timeout=10_000)  # reopened
     again.close()
 
 
