@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtTest import QTest
 
 from app.services import Services
@@ -74,6 +74,52 @@ def test_reader_follows_the_cursor_and_enter_opens(qtbot, main_window) -> None:
     with qtbot.waitSignal(w.reader.message_shown, timeout=20_000):
         pass
     assert w.reader.subject.text() == _current(w).summary.subject
+
+
+class _Order(QObject):
+    """Records, in order, the list's paints and the reader's starts."""
+
+    def __init__(self, window) -> None:
+        super().__init__()
+        self.seen: list[str] = []
+        window.list_view.viewport().installEventFilter(self)
+        show = window.reader.show_message
+        window.reader.show_message = lambda mid: (self.seen.append(f"show {mid}"), show(mid))
+
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() == QEvent.Type.Paint:
+            self.seen.append("paint")
+        return False
+
+
+def test_a_folder_opens_on_its_first_row_after_the_list_painted(
+    qtbot, main_window, demo_services: Services
+) -> None:
+    """The first row's parse starts once the folder's rows are painted, so the two do not
+    compete; a list that cannot paint (hidden window) shows its row anyway."""
+    w = main_window
+    qtbot.waitUntil(lambda: w.reader.message_id == w.current_id(), timeout=10_000)
+    order = _Order(w)
+    archive = next(f for f in demo_services.folders() if f.role == "archive")
+    w.folder_view.setCurrentIndex(w.folder_model.index_of(("folder", archive.id)))
+    assert w.node == ("folder", archive.id)
+    first = w.list_model.message_id(0)
+    assert w.current_id() == first
+    assert w.reader.message_id != first  # not yet: the list paints first
+    qtbot.waitUntil(lambda: w.reader.message_id == first, timeout=10_000)
+    assert order.seen[0] == "paint"
+    assert order.seen.count(f"show {first}") == 1
+    with qtbot.waitSignal(w.reader.message_shown, timeout=20_000):
+        pass
+    assert w.reader.subject.text() == _current(w).summary.subject
+
+    w.hide()  # nothing paints: the row is shown after SHOW_AFTER_PAINT_MAX_MS
+    order.seen.clear()
+    inbox = next(f for f in demo_services.folders() if f.role == "inbox")
+    w.folder_view.setCurrentIndex(w.folder_model.index_of(("folder", inbox.id)))
+    first = w.list_model.message_id(0)
+    qtbot.waitUntil(lambda: w.reader.message_id == first, timeout=10_000)
+    assert order.seen == [f"show {first}"]
 
 
 def test_compose_reply_and_help_keys(qtbot, main_window) -> None:
