@@ -18,7 +18,8 @@ Why it is shaped this way:
   mail, flag changes, removals: batched over 150 ms), the folder counts (debounced,
   read on the thread pool because counting a big mailbox takes tens of ms) and the
   status bar (per-account state, last error and next retry, pending changes, outbox,
-  offline, first-sync progress).
+  offline, first-sync progress, what the search index has left to take, and its
+  notices such as a damaged index being rebuilt).
 * Search (``Services.search``) is debounced by 300 ms, runs on the thread pool and
   shows its results (newest first, up to 1,000) as a list like a folder; a bad query
   is shown inline under the box, never as a dialog; clearing the box goes back to the
@@ -268,6 +269,9 @@ class MainWindow(QMainWindow):
         self.progress.setMaximumWidth(260)
         self.progress.setTextVisible(True)
         self.progress.hide()
+        self.index_label = QLabel(self)  # "Indexing for search: N left" while it indexes
+        self.index_label.setObjectName("indexState")
+        self.index_label.hide()
         self.pending_label = QLabel(self)
         self.outbox_label = QLabel(self)
         self.offline_label = QLabel(self)
@@ -288,6 +292,7 @@ class MainWindow(QMainWindow):
         sb.addWidget(self.sync_label, 1)
         sb.addPermanentWidget(self.undo_bar)
         sb.addPermanentWidget(self.progress)
+        sb.addPermanentWidget(self.index_label)
         sb.addPermanentWidget(self.pending_label)
         sb.addPermanentWidget(self.outbox_label)
         sb.addPermanentWidget(self.offline_label)
@@ -1059,6 +1064,12 @@ class MainWindow(QMainWindow):
                 self.progress.show()
             else:
                 self.progress.hide()
+        elif kind == "indexed":  # the search index takes new (or, rebuilt, all) mail
+            left = int(event.get("remaining") or 0)
+            self.index_label.setText(f"Indexing for search: {left:,} left")
+            self.index_label.setVisible(left > 0)
+        elif kind == "notice":  # e.g. the search index was damaged and is being rebuilt
+            self.statusBar().showMessage(str(event.get("message", "")), 15000)
         elif kind in ("sent", "send_failed", "outbox"):
             self.refresh_queues()
             if kind == "send_failed":

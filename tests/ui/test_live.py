@@ -161,6 +161,55 @@ def test_new_mail_appears_in_the_open_list_without_a_refresh(
     qtbot.waitUntil(counts_agree, timeout=5000)
 
 
+def test_search_indexing_and_a_rebuilt_index_show_in_the_status_bar(
+    qtbot, services: Services, home: Path, work: Dovecot
+) -> None:
+    """The worker's index events reach the status bar: what is left to index while it
+    works (hidden when done) and the notice of a damaged index being rebuilt."""
+    from app.samples import synthetic_messages
+    from ui.app import open_settings
+    from ui.mainwindow import MainWindow
+
+    (services.profile.index_dir / "tidings-index.json").write_text('{"version": 0}')
+    window = MainWindow(services, open_settings(home))
+    qtbot.addWidget(window)
+    window.show()
+    assert window.worker is not None
+    seen: list[tuple[str, str, bool, str]] = []  # after the window handled each event
+    window.worker.event_received.connect(
+        lambda e: seen.append(
+            (
+                e["event"],
+                window.index_label.text(),
+                window.index_label.isVisible(),
+                window.statusBar().currentMessage(),
+            )
+        )
+    )
+    _wait_idle(qtbot, window)
+    start = len(seen)
+    work.deliver_many(synthetic_messages(600, 3))
+
+    def indexed_all() -> bool:
+        done = [s for s in seen[start:] if s[0] == "indexed"]
+        return bool(done) and done[-1][1] == "Indexing for search: 0 left"
+
+    qtbot.waitUntil(indexed_all, timeout=60_000)
+    progress = [(text, shown) for kind, text, shown, _m in seen if kind == "indexed"]
+    assert any(shown and not text.endswith(": 0 left") for text, shown in progress), progress
+    assert not window.index_label.isVisible()
+    notices = [m for kind, _t, _s, m in seen if kind == "notice"]
+    assert notices
+    assert notices[0].startswith("the search index was missing or damaged")
+    assert len(services.search("subject:" + _a_subject_word(services))) > 0
+    window.shutdown()
+
+
+def _a_subject_word(services: Services) -> str:
+    newest = services.list_messages(limit=1)[0]
+    return max((w for w in (newest.subject or "").split() if w.isalpha()), key=len)
+
+
 def _tree_labels(window) -> list[str]:
     model = window.folder_model
     out: list[str] = []
