@@ -81,6 +81,7 @@ from app.mailbox import SCHEME, Mailbox, plain_to_html, sanitize_html
 from storage.dto import MessageSummary
 from ui.bridge import TaskHandle, known_error, report_error, run_task
 from ui.safety import Analysis, LinkMismatch, analyse
+from ui.senderlist import allowed_senders
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -612,8 +613,7 @@ class ConversationView(QWidget):
     # -- remote content ----------------------------------------------------------------
 
     def _senders_allowed(self, conv: Conversation) -> bool:
-        value = self.settings.value("reader/remote_senders", [])
-        allowed = {str(v).casefold() for v in ([value] if isinstance(value, str) else value or [])}
+        allowed = set(allowed_senders(self.settings))
         with_remote = {
             s.sender.email.casefold()
             for s, p in zip(conv.summaries, conv.prepared, strict=True)

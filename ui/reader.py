@@ -79,6 +79,8 @@ from PySide6.QtWidgets import (
 from app.mailbox import SCHEME, Mailbox, ReaderDocument, body_url, parse_tidings_url
 from storage.dto import AttachmentInfo
 from ui.bridge import TaskHandle, run_task
+from ui.senderlist import KEY as SENDERS_KEY
+from ui.senderlist import allowed_senders
 
 __all__ = ["ReaderPane"]
 
@@ -496,19 +498,12 @@ class ReaderPane(QWidget):
         doc = self.document
         if doc is None or not doc.detail.summary.sender.email:
             return
-        senders = self._allowed_senders()
-        senders.add(doc.detail.summary.sender.email.casefold())
-        self.settings.setValue("reader/remote_senders", sorted(senders))
+        senders = {*allowed_senders(self.settings), doc.detail.summary.sender.email.casefold()}
+        self.settings.setValue(SENDERS_KEY, sorted(senders))
         self.allow_remote()
 
-    def _allowed_senders(self) -> set[str]:
-        value = self.settings.value("reader/remote_senders", [])
-        if isinstance(value, str):
-            value = [value]
-        return {str(v).casefold() for v in (value or [])}
-
     def sender_allowed(self, email: str) -> bool:
-        return bool(email) and email.casefold() in self._allowed_senders()
+        return bool(email) and email.casefold() in allowed_senders(self.settings)
 
     # -- attachments -------------------------------------------------------------------
 
