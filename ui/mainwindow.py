@@ -567,12 +567,13 @@ class MainWindow(QMainWindow):
         )
         self.folder_opened.emit(node)
         if self.list_model.rowCount():
-            self._show_after_paint = True  # consumed by _on_row_changed
+            self._show_after_paint = True  # for _on_row_changed, called from in here
             self.list_view.selectionModel().setCurrentIndex(
                 self.list_model.index(0, 0),
                 QItemSelectionModel.SelectionFlag.ClearAndSelect
                 | QItemSelectionModel.SelectionFlag.Rows,
             )
+            self._show_after_paint = False
 
     def _folder_info(self, folder_id: int) -> Any:
         tree = self.folder_model.tree
