@@ -84,7 +84,7 @@ from PySide6.QtWidgets import (
 
 from app.mailbox import Mailbox, StaticSource
 from app.services import Services
-from ui.bridge import known_error, run_task
+from ui.bridge import known_error, run_task, run_write
 from ui.models import (
     COL_DATE,
     COL_FLAGS,
@@ -123,6 +123,7 @@ EVENT_BATCH_MS = 150
 COUNTS_DEBOUNCE_MS = 300
 SEARCH_DEBOUNCE_MS = 300
 SEARCH_LIMIT = 1000
+WRITE_WAIT_MS = 30  # a key's write that takes longer updates the list when it is done
 SHOW_AFTER_PAINT_MAX_MS = 150  # the list did not paint (a hidden window): show anyway
 WARM_UP_DELAY_MS = 250  # after the window is built: its first rows paint first
 WARM_UP_GAP_MS = 30  # between warm-up steps: paints and worker events run in between
@@ -752,30 +753,44 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ changes
 
     def _change(self, fn: Callable[[list[int]], Any], ids: list[int] | None = None) -> None:
+        """A user's change to these messages (default: the selected ones): written by
+        the writer thread, the list updated when it is written -- at once, unless the
+        sync worker holds the database meanwhile (see ``ui.bridge.run_write``)."""
         ids = self.selected_ids() if ids is None else ids
         if not ids:
             return
         current = self.list_view.currentIndex()
         row = current.row() if current.isValid() else -1
-        try:
-            fn(ids)
-        except Exception as exc:
-            text = known_error(exc)
-            if text is None:
-                raise
-            self.statusBar().showMessage(text, 8000)
-            return
         before = self.list_model.message_id(row) if row >= 0 else None
-        self._changed = [*self._changed[-49:], list(ids)]
-        self.list_model.refresh(ids)
-        gone = before is not None and self.list_model.row_of_message(before) is None
-        if (gone or not self.list_view.currentIndex().isValid()) and self.list_model.rowCount():
-            row = max(0, min(row, self.list_model.rowCount() - 1))
-            self.list_view.selectionModel().setCurrentIndex(
-                self.list_model.index(row, 0),
-                QItemSelectionModel.SelectionFlag.ClearAndSelect
-                | QItemSelectionModel.SelectionFlag.Rows,
-            )
+
+        def done(_result: object) -> None:
+            self._changed = [*self._changed[-49:], list(ids)]
+            unmoved = self.current_id() == before  # the user has not moved on since
+            self.list_model.refresh(ids)
+            gone = before is not None and self.list_model.row_of_message(before) is None
+            lost = gone or not self.list_view.currentIndex().isValid()
+            if unmoved and lost and self.list_model.rowCount():
+                # Archived or deleted: the cursor stays on its row, now the next message.
+                at = max(0, min(row, self.list_model.rowCount() - 1))
+                self.list_view.selectionModel().setCurrentIndex(
+                    self.list_model.index(at, 0),
+                    QItemSelectionModel.SelectionFlag.ClearAndSelect
+                    | QItemSelectionModel.SelectionFlag.Rows,
+                )
+            self._after_write()
+
+        run_write(lambda: fn(ids), done, self._write_failed, owner=self, wait_ms=WRITE_WAIT_MS)
+
+    def _write_failed(self, exc: BaseException) -> None:
+        text = known_error(exc)
+        if text is None:
+            from ui.bridge import report_error
+
+            report_error(exc)
+            return
+        self.statusBar().showMessage(text, 8000)
+
+    def _after_write(self) -> None:
         self._counts_timer.start(COUNTS_DEBOUNCE_MS)
         self.refresh_queues()
 
@@ -783,27 +798,17 @@ class MainWindow(QMainWindow):
         self._change(lambda i: self.services.mark(i, "seen", value), ids)
 
     def _auto_mark_read(self, message_id: int) -> None:
-        """Read after a moment in the reader: written on the pool, because a write waits
-        for the sync worker's transaction (up to a batch of a first sync: a GUI stall of
-        a tenth of a second or more), and nobody is waiting for this one."""
+        """Read after a moment in the reader: a write like the keys' (nobody waits)."""
         services = self.services
 
         def done(_count: object) -> None:
             self._changed = [*self._changed[-49:], [message_id]]
             self.list_model.refresh_later([message_id])
-            self._counts_timer.start(COUNTS_DEBOUNCE_MS)
-            self.refresh_queues()
+            self._after_write()
 
-        def failed(exc: BaseException) -> None:
-            text = known_error(exc)
-            if text is None:
-                from ui.bridge import report_error
-
-                report_error(exc)
-                return
-            self.statusBar().showMessage(text, 8000)
-
-        run_task(lambda: services.mark([message_id], "seen", True), done, failed, owner=self)
+        run_write(
+            lambda: services.mark([message_id], "seen", True), done, self._write_failed, owner=self
+        )
 
     def toggle_star(self) -> None:
         ids = self.selected_ids()
@@ -820,19 +825,13 @@ class MainWindow(QMainWindow):
         self._change(self.services.delete)
 
     def undo(self) -> None:
-        try:
-            what = self.services.undo()
-        except Exception as exc:
-            text = known_error(exc)
-            if text is None:
-                raise
-            self.statusBar().showMessage(text, 8000)
-            return
-        self.last_undo = what
-        self.statusBar().showMessage(f"Undone: {what}", 5000)
-        self._reload_list_in_place()
-        self._counts_timer.start(COUNTS_DEBOUNCE_MS)
-        self.refresh_queues()
+        def done(what: str) -> None:
+            self.last_undo = what
+            self.statusBar().showMessage(f"Undone: {what}", 5000)
+            self._reload_list_in_place()
+            self._after_write()
+
+        run_write(self.services.undo, done, self._write_failed, owner=self, wait_ms=WRITE_WAIT_MS)
 
     def _reload_list_in_place(self) -> None:
         """After an undo, the messages of the change undone may come back (or go)."""
@@ -1071,7 +1070,7 @@ class MainWindow(QMainWindow):
             self.index_label.setVisible(left > 0)
         elif kind == "notice":  # e.g. the search index was damaged and is being rebuilt
             self.statusBar().showMessage(str(event.get("message", "")), 15000)
-        elif kind in ("sent", "send_failed", "outbox"):
+        elif kind in ("sent", "send_failed", "outbox", "actions_replayed"):
             self.refresh_queues()
             if kind == "send_failed":
                 self.statusBar().showMessage(f"Not sent: {event.get('message', '')}", 15000)
@@ -1118,7 +1117,10 @@ class MainWindow(QMainWindow):
         services = self.services
 
         def read() -> tuple[int, int, int]:
-            pending = services.actions()
+            # Changes wait for a server only in accounts that have one: a local
+            # account's changes are complete once stored (kept for undo, never sent).
+            synced = {a.name for a in services.accounts() if a.kind == "imap"}
+            pending = [a for a in services.actions() if a.account in synced]
             failed = sum(1 for a in pending if getattr(a, "state", "") == "failed")
             out = [o for o in services.outbox(include_sent=False) if o.state != "cancelled"]
             return len(pending), failed, len(out)

@@ -161,6 +161,33 @@ def test_new_mail_appears_in_the_open_list_without_a_refresh(
     qtbot.waitUntil(counts_agree, timeout=5000)
 
 
+def test_a_change_waits_for_the_worker_then_is_replayed_and_the_count_follows(
+    qtbot, services: Services, home: Path, work: Dovecot
+) -> None:
+    """Without the worker a key's change is local and counted as pending; the real
+    worker replays it on Dovecot and the status bar says so."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    from ui.app import open_settings
+    from ui.mainwindow import MainWindow
+
+    window = MainWindow(services, open_settings(home), start_worker=False)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.list_model.rowCount() == 3, timeout=10_000)
+    window.list_view.setFocus()
+    QTest.keyClick(window.list_view, Qt.Key.Key_S)  # star the newest
+    qtbot.waitUntil(lambda: window.pending_label.text() == "1 pending", timeout=10_000)
+    window.start_worker()
+    qtbot.waitUntil(lambda: window.pending_label.text() == "all changes saved", timeout=30_000)
+    on_server = work.doveadm(
+        "fetch", "-u", "alice", "flags", "mailbox", "INBOX", "subject", "Earlier 2"
+    )
+    assert "\\Flagged" in on_server
+    window.shutdown()
+
+
 def test_search_indexing_and_a_rebuilt_index_show_in_the_status_bar(
     qtbot, services: Services, home: Path, work: Dovecot
 ) -> None:

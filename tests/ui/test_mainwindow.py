@@ -3,6 +3,9 @@ persists; screenshots of the main and compose windows for review."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, QObject, Qt
@@ -35,21 +38,23 @@ def test_keys_act_at_once_and_queue_actions(qtbot, main_window, demo_services: S
     assert w.list_view.currentIndex().row() == 1
     row = _current(w)
 
+    # Each change is written by the writer thread; the window waits for it a moment
+    # (ui.bridge.run_write), so the list normally shows it when the key returns.
     _key(qtbot, w, Qt.Key.Key_S)  # star
-    assert "flagged" in _current(w).summary.flags
+    qtbot.waitUntil(lambda: "flagged" in _current(w).summary.flags, timeout=5000)
     _key(qtbot, w, Qt.Key.Key_U)  # unread
-    assert "seen" not in _current(w).summary.flags
+    qtbot.waitUntil(lambda: "seen" not in _current(w).summary.flags, timeout=5000)
     assert _current(w).summary.id == row.summary.id
     _key(qtbot, w, Qt.Key.Key_I, Qt.KeyboardModifier.ShiftModifier)  # read
-    assert "seen" in _current(w).summary.flags
+    qtbot.waitUntil(lambda: "seen" in _current(w).summary.flags, timeout=5000)
 
     _key(qtbot, w, Qt.Key.Key_E)  # archive: gone from the inbox, cursor on the next one
-    assert w.list_model.row_of_message(row.summary.id) is None
+    qtbot.waitUntil(lambda: w.list_model.row_of_message(row.summary.id) is None, timeout=5000)
     assert w.list_model.rowCount() == 74
     assert w.list_view.currentIndex().row() == 1
     following = _current(w)
     _key(qtbot, w, Qt.Key.Key_Delete)
-    assert w.list_model.row_of_message(following.summary.id) is None
+    qtbot.waitUntil(lambda: w.list_model.row_of_message(following.summary.id) is None, timeout=5000)
     assert w.list_model.rowCount() == 73
     trash = next(f for f in demo_services.folders() if f.role == "trash")
     assert following.summary.id in [
@@ -57,13 +62,51 @@ def test_keys_act_at_once_and_queue_actions(qtbot, main_window, demo_services: S
     ]
     # Ctrl+Z brings the deleted message back into the list.
     _key(qtbot, w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert w.last_undo is not None
+    qtbot.waitUntil(lambda: w.last_undo is not None, timeout=5000)
     assert w.list_model.row_of_message(following.summary.id) is not None
     # The changes are in the store (the demo account is local: nothing to replay).
     [stored] = [m for m in demo_services.list_messages(limit=500) if m.id == row.summary.id]
     assert "flagged" in stored.flags
     assert stored.folders == ("Archive",)
     qtbot.waitUntil(lambda: w.pending_label.text() == "all changes saved", timeout=10_000)
+
+
+def test_a_key_never_waits_for_the_database(qtbot, main_window, demo_services: Services) -> None:
+    """While another process (the sync worker, storing a batch) holds SQLite's write
+    lock, a key's change waits on the writer thread, not on the GUI thread; the list
+    shows it once it is written."""
+    w = main_window
+    held, releasing = threading.Event(), threading.Event()
+
+    def hold_the_write_lock() -> None:
+        con = sqlite3.connect(demo_services.profile.db_path, timeout=10, isolation_level=None)
+        con.execute("BEGIN IMMEDIATE")
+        held.set()
+        time.sleep(1.5)
+        releasing.set()  # before COMMIT: a GUI blocked on the lock returns after this
+        con.execute("COMMIT")
+        con.close()
+
+    holder = threading.Thread(target=hold_the_write_lock)
+    holder.start()
+    assert held.wait(10)
+    row = _current(w)
+    starred = "flagged" in row.summary.flags
+    _key(qtbot, w, Qt.Key.Key_S)
+    assert not releasing.is_set()  # the key returned while the database was locked
+    assert ("flagged" in _current(w).summary.flags) == starred  # not written yet
+    _key(qtbot, w, Qt.Key.Key_J)  # the window still takes keys
+    assert w.current_id() != row.summary.id
+    qtbot.waitUntil(releasing.is_set, timeout=10_000)
+    holder.join()
+
+    def written() -> bool:
+        now = w.list_model.row_at(w.list_model.row_of_message(row.summary.id) or 0)
+        return now is not None and ("flagged" in now.summary.flags) != starred
+
+    qtbot.waitUntil(written, timeout=10_000)
+    # The cursor stays where the user moved it while the write waited.
+    assert w.list_view.currentIndex().row() == 1
 
 
 def test_reader_follows_the_cursor_and_enter_opens(qtbot, main_window) -> None:
