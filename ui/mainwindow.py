@@ -14,8 +14,9 @@ Why it is shaped this way:
   transaction) and then updates the list in place with ``MessageListModel.refresh``,
   so the row changes before the worker has even heard of it. The keys' writes run on
   one writer thread, in order (``ui.bridge.run_write``): the GUI waits for one at
-  most ``WRITE_WAIT_MS``, so the sync worker's batches never freeze the window. Archive and delete keep
-  the cursor on the same row, which is now the next message (as mail clients do).
+  most ``WRITE_WAIT_MS``, so the sync worker's batches never freeze the window.
+  Archive and delete keep the cursor on the same row, which is now the next message
+  (as mail clients do).
 * The sync worker's events (``ui.worker.SyncWorker``) update the list in place (new
   mail, flag changes, removals: batched over 150 ms), the folder counts (debounced,
   read on the thread pool because counting a big mailbox takes tens of ms) and the
