@@ -15,8 +15,8 @@ Prints, against the targets of issue 7:
   (< 150 ms);
 * the longest event-loop stall while the real sync worker (``tidings sync --watch
   --events`` started by the app) runs a first sync of N synthetic messages
-  (``app.samples``) from a private Dovecot (< 100 ms), with a star key pressed every
-  second meanwhile (what the GUI thread spends on each key's write is printed too).
+  (``app.samples``) from a private Dovecot (< 100 ms), with a read/unread key pressed
+  every second meanwhile (what the GUI thread spends on each key's write is printed).
 
 Stalls are measured as a 5 ms precise QTimer's lateness: the longest time the GUI
 thread could not run its event loop; for the sync, also the longest one after the
@@ -447,7 +447,7 @@ def bench_sync_stall(tmp: Path, count: int) -> None:
                 marks.append(f"first message shown at {first_shown[0] - t0:.1f} s")
 
         window.message_shown.connect(shown)
-        # A user at work meanwhile: a star toggled on the first row every second. The
+        # A user at work meanwhile: the first row marked read/unread every second. The
         # key's write waits for the worker's batches on the writer thread; what the GUI
         # thread spends on it is timed here (it waited for SQLite's lock before).
         from PySide6.QtCore import QTimer
@@ -455,16 +455,16 @@ def bench_sync_stall(tmp: Path, count: int) -> None:
         key_costs: list[float] = []
         toggles = [False]
 
-        def press_star() -> None:
+        def press_key() -> None:
             if window.list_model.rowCount():
                 toggles[0] = not toggles[0]
                 mid = window.list_model.message_id(0)
                 t_key = time.perf_counter()
-                window._change(lambda ids: svc.mark(ids, "flagged", toggles[0]), [mid])
+                window.mark_read(toggles[0], [mid])
                 key_costs.append(time.perf_counter() - t_key)
 
         keys = QTimer()
-        keys.timeout.connect(press_star)
+        keys.timeout.connect(press_key)
         keys.start(1000)
 
         def synced() -> bool:
@@ -486,7 +486,7 @@ def bench_sync_stall(tmp: Path, count: int) -> None:
         print(f"  longest stalls: {beat.top(5, t0)}; {'; '.join(marks[:3])}; {beat.gc_line()}")
         if key_costs:
             print(
-                f"  a star key every second meanwhile ({len(key_costs)} writes): the GUI "
+                f"  a read/unread key every second meanwhile ({len(key_costs)} writes): the GUI "
                 f"thread spent median {ms(statistics.median(key_costs))}, longest "
                 f"{ms(max(key_costs))} on each"
             )
