@@ -134,31 +134,35 @@ def _start(
     def gone() -> bool:
         return handle.cancelled or (owner is not None and not shiboken6.isValid(owner))
 
-    def done(result: object) -> None:
-        if handle.done:  # already delivered by run_write
-            return
-        _alive.discard(carrier)
-        handle.done = True
-        if not gone():
-            on_done(result)
-
-    def failed(exc: object) -> None:
+    def finish(ok: bool, value: object) -> None:  # the callbacks, called once
         if handle.done:
             return
-        _alive.discard(carrier)
         handle.done = True
         if gone():
             return
-        assert isinstance(exc, BaseException)
+        if ok:
+            on_done(value)
+            return
+        assert isinstance(value, BaseException)
         if on_error is not None:
-            on_error(exc)
+            on_error(value)
         else:
-            report_error(exc)
+            report_error(value)
+
+    # The carrier's signal always comes, also after run_write delivered the outcome
+    # itself: the carrier is let go here, on the GUI thread (a QObject must not be
+    # destroyed by the pool thread that drops the task).
+    def done(result: object) -> None:
+        _alive.discard(carrier)
+        finish(True, result)
+
+    def failed(exc: object) -> None:
+        _alive.discard(carrier)
+        finish(False, exc)
 
     def deliver() -> None:
         assert outcome.value is not None
-        ok, value = outcome.value
-        (done if ok else failed)(value)
+        finish(*outcome.value)
 
     carrier.finished.connect(done)
     carrier.failed.connect(failed)

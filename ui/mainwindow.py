@@ -782,6 +782,8 @@ class MainWindow(QMainWindow):
                 )
             self._after_write()
 
+        # ``fn`` must not hold the window: the writer thread lets go of its task, and a
+        # widget whose last reference goes there would be destroyed off the GUI thread.
         run_write(lambda: fn(ids), done, self._write_failed, owner=self, wait_ms=WRITE_WAIT_MS)
 
     def _write_failed(self, exc: BaseException) -> None:
@@ -798,7 +800,8 @@ class MainWindow(QMainWindow):
         self.refresh_queues()
 
     def mark_read(self, value: bool, ids: list[int] | None = None) -> None:
-        self._change(lambda i: self.services.mark(i, "seen", value), ids)
+        services = self.services  # the writer thread's task holds no widget
+        self._change(lambda i: services.mark(i, "seen", value), ids)
 
     def _auto_mark_read(self, message_id: int) -> None:
         """Read after a moment in the reader: a write like the keys' (nobody waits)."""
@@ -819,7 +822,8 @@ class MainWindow(QMainWindow):
             return
         row = self.list_model.row_at(self.list_view.currentIndex().row())
         value = not (row is not None and "flagged" in row.summary.flags)
-        self._change(lambda i: self.services.mark(i, "flagged", value), ids)
+        services = self.services
+        self._change(lambda i: services.mark(i, "flagged", value), ids)
 
     def archive(self) -> None:
         self._change(self.services.archive)
