@@ -87,7 +87,7 @@ from PySide6.QtWidgets import (
 
 from app.mailbox import Mailbox, StaticSource
 from app.services import Services
-from ui.bridge import known_error, run_task, run_write
+from ui.bridge import known_error, report_error, run_task, run_write
 from ui.models import (
     COL_DATE,
     COL_FLAGS,
@@ -468,8 +468,6 @@ class MainWindow(QMainWindow):
         def failed(exc: BaseException) -> None:
             text = known_error(exc)
             if text is None:
-                from ui.bridge import report_error
-
                 report_error(exc)
                 return
             self.statusBar().showMessage(f"Saved searches not shown: {text}", 8000)
@@ -688,7 +686,7 @@ class MainWindow(QMainWindow):
         self._on_row_changed(self.list_view.currentIndex(), QModelIndex())
 
     def _list_painted(self) -> None:
-        if self._show_fallback.isActive():  # a row waits for this paint: show it next
+        if self._show_fallback.isActive():  # a row waits for this paint: show it after
             self._show_fallback.stop()
             QTimer.singleShot(0, self, self._show_current)
 
@@ -789,8 +787,6 @@ class MainWindow(QMainWindow):
     def _write_failed(self, exc: BaseException) -> None:
         text = known_error(exc)
         if text is None:
-            from ui.bridge import report_error
-
             report_error(exc)
             return
         self.statusBar().showMessage(text, 8000)
@@ -1014,8 +1010,6 @@ class MainWindow(QMainWindow):
         def failed(exc: BaseException) -> None:
             text = known_error(exc)
             if text is None:
-                from ui.bridge import report_error
-
                 report_error(exc)
                 return
             self.search_error.setText(text)
@@ -1145,7 +1139,8 @@ class MainWindow(QMainWindow):
 
 
 class _PaintWatch(QObject):
-    """Calls back after each paint of one widget (an event filter on it alone)."""
+    """Calls back when one widget is about to paint (an event filter on it alone); the
+    callback defers its work to a later turn, which comes after that paint."""
 
     def __init__(self, widget: QWidget, painted: Callable[[], None]) -> None:
         super().__init__(widget)
